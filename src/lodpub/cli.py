@@ -1,0 +1,114 @@
+"""The ``lodpub`` command: build, validate (and, next, serve).
+
+Exit status: 0 on success, 1 for bad input or an invalid graph, 2 for a usage error.
+A user's mistake is reported as ``file:line:column: message``, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from . import __version__
+from .build import GraphInvalid, build
+from .problems import InputError
+from .register import Register
+from .settings import SettingsError, load_settings
+
+DATA_DIR = Path("data")
+DEFAULT_REGISTER = DATA_DIR / "register.tsv"
+MAX_WARNINGS_SHOWN = 50
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lodpub", description="Publish tables of measures as Linked Open Data.")
+    parser.add_argument("--version", action="version", version=f"lodpub {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    b = commands.add_parser("build", help="convert tables to RDF, validate, and write the dumps",
+                            description="Convert tables to RDF, validate them with SHACL, and write dist/. "
+                                        "Nothing is written unless everything is valid.")
+    b.add_argument("sources", nargs="*", type=Path, metavar="SOURCE",
+                   help="table files (default: every *.txt in data/)")
+    b.add_argument("--out", type=Path, default=Path("dist"), help="output directory (default: dist)")
+    b.add_argument("--register", type=Path, default=None,
+                   help="identifier register to use and update (default: data/register.tsv when building "
+                        "data/, else none: IRIs are numbered afresh in document order)")
+    b.add_argument("--encoding", default=None, help="the tables' encoding, e.g. cp932 (default: detect)")
+    b.add_argument("--base-iri", default=None, help="base IRI of everything minted (default: from lodpub.toml)")
+    b.add_argument("--workers", type=int, default=None, help="validation processes (default: one per core)")
+    b.add_argument("-q", "--quiet", action="store_true", help="print only problems and the summary")
+
+    v = commands.add_parser("validate", help="validate an RDF file against lodpub's shapes")
+    v.add_argument("file", type=Path, help="an RDF file (.ttl, .nt, .jsonld, .rdf)")
+    v.add_argument("--base-iri", default=None)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(f"lodpub: {exc}", file=sys.stderr)
+        return 2
+    if args.base_iri:
+        from dataclasses import replace
+        settings = replace(settings, base_iri=args.base_iri)
+    if args.command == "build":
+        return _build(args, settings)
+    return _validate(args, settings)
+
+
+def _build(args: argparse.Namespace, settings) -> int:
+    sources = list(args.sources)
+    register_path = args.register
+    if not sources:
+        sources = sorted(DATA_DIR.glob("*.txt"))
+        if not sources:
+            print("lodpub: no tables given and none found in data/*.txt", file=sys.stderr)
+            return 2
+        register_path = register_path or DEFAULT_REGISTER
+    try:
+        register = Register.load(register_path) if register_path else Register()
+    except InputError as exc:
+        return _problems(exc)
+    say = (lambda message: None) if args.quiet else (lambda message: print(message, file=sys.stderr))
+    try:
+        result = build(sources, args.out, settings, register, encoding=args.encoding,
+                       progress=say, workers=args.workers)
+    except InputError as exc:
+        return _problems(exc)
+    except GraphInvalid as exc:
+        print("lodpub: the graph does not conform to the shapes; nothing was published:", file=sys.stderr)
+        for line in exc.lines:
+            print("  " + line, file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"lodpub: cannot write {args.out}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    for problem in result.warnings[:MAX_WARNINGS_SHOWN]:
+        print(problem, file=sys.stderr)
+    if len(result.warnings) > MAX_WARNINGS_SHOWN:
+        print(f"... and {len(result.warnings) - MAX_WARNINGS_SHOWN} more warnings", file=sys.stderr)
+    print(f"built {args.out}/: {result.summary()}")
+    return 0
+
+
+def _problems(exc: InputError) -> int:
+    for problem in exc.problems:
+        print(problem, file=sys.stderr)
+    count = sum(1 for p in exc.problems if p.severity.value == "error")
+    print(f"lodpub: {count} error{'s' if count != 1 else ''}; nothing was published", file=sys.stderr)
+    return 1
+
+
+def _validate(args: argparse.Namespace, settings) -> int:
+    from .validate_file import validate_file
+    return validate_file(args.file, settings)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,213 @@
+"""Mapping measures to RDF in our ontology: records → an ordered list of triples.
+
+Resources are emitted subject by subject in a fixed order (government,
+strategies, units, contacts, measures, sources; each by register ID), so every
+serialisation downstream is deterministic without sorting the whole graph.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import phonenumbers
+from pyoxigraph import Literal, NamedNode, Triple
+
+from .cells import Measure
+from .register import Register
+from .source import CANONICAL_HEADER, SourceFile, Table
+from .vocab import DCAT, DCTERMS, ORG, RDF, RDFS, SAC, SKOS, XSD, Namespace, lodpub
+
+GOVERNMENT_JA = "東京都"
+GOVERNMENT_EN = "Tokyo Metropolitan Government"
+SAFE_SLUG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+@dataclass
+class Graph:
+    """The mapped dataset: triples in publishing order, and what they describe."""
+
+    triples: list[Triple] = field(default_factory=list)
+    measures: int = 0
+    units: int = 0
+    contacts: int = 0
+    strategies: int = 0
+    records: dict[str, Measure] = field(default_factory=dict)  # measure IRI → its row
+
+    def __len__(self) -> int:
+        return len(self.triples)
+
+
+def unit_class(lp: Namespace, path: Sequence[str]) -> NamedNode:
+    """Top-level units are bureaus (局, 庁, 本部 …); below them the suffix decides."""
+    if len(path) == 1:
+        return lp.Bureau
+    name = path[-1]
+    if name.endswith("部"):
+        return lp.Division
+    if name.endswith(("課", "室")):
+        return lp.Section
+    return lp.OrganizationalUnit
+
+
+def source_slug(path: str) -> str:
+    name = path.replace("\\", "/").rsplit("/", 1)[-1]
+    stem = name.rsplit(".", 1)[0] if "." in name else name
+    return stem if SAFE_SLUG.match(stem) else "f" + hashlib.sha256(name.encode()).hexdigest()[:12]
+
+
+def national(tel: str) -> str:
+    """``tel:+81-3-5320-7622`` → ``03-5320-7622``, the way people write it."""
+    number = phonenumbers.parse(tel[4:], None)
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.NATIONAL)
+
+
+class Mapper:
+    """Turns records into triples, minting IRIs through the register."""
+
+    def __init__(self, base: str, register: Register, english: dict[str, str] | None = None):
+        self.base = base
+        self.lp = lodpub(base)
+        self.register = register
+        self.english = english or {}
+        self.government = NamedNode(base + "id/org/tmg")
+
+    def iri(self, kind: str, ident: int | str) -> NamedNode:
+        return NamedNode(f"{self.base}id/{kind}/{ident}")
+
+    def map(self, sources: Sequence[SourceFile], measures: Sequence[Measure]) -> Graph:
+        lp, reg = self.lp, self.register
+        graph = Graph()
+        out = graph.triples
+        add = out.append
+
+        strategies = {}
+        for source in sources:
+            for table in source.tables:
+                strategies.setdefault(table.strategy.number, table.strategy)
+        strategy_ids = reg.assign("strategy", [str(n) for n in sorted(strategies)])
+        paths = [m.department[:depth] for m in measures for depth in range(1, len(m.department) + 1)]
+        unit_ids = reg.assign("unit", [" ".join(p) for p in paths])
+        contact_keys = [(" ".join(m.department), tel) for m in measures for tel in m.phones]
+        contact_ids = reg.assign("contact", [f"{path} {tel}" for path, tel in contact_keys])
+        measure_ids = reg.assign_measures([(m.name, " ".join(m.department), m.summary) for m in measures])
+        reg.finish()
+
+        gov = self.government
+        out.extend(self.government_triples())
+
+        for number in sorted(strategies, key=lambda n: strategy_ids[str(n)]):
+            s = strategies[number]
+            node = self.iri("strategy", strategy_ids[str(number)])
+            add(Triple(node, RDF.type, lp.Strategy))
+            add(Triple(node, RDFS.label, Literal(s.title, language="ja")))
+            add(Triple(node, SKOS.notation, Literal(f"戦略{number}")))
+            graph.strategies += 1
+
+        unit_nodes: dict[str, NamedNode] = {}
+        for path in sorted({p for p in paths}, key=lambda p: unit_ids[" ".join(p)]):
+            key = " ".join(path)
+            node = unit_nodes[key] = self.iri("unit", unit_ids[key])
+            add(Triple(node, RDF.type, unit_class(lp, path)))
+            add(Triple(node, RDFS.label, Literal(path[-1], language="ja")))
+            if path[-1] in self.english:
+                add(Triple(node, RDFS.label, Literal(self.english[path[-1]], language="en")))
+            add(Triple(node, lp.level, Literal(str(len(path)), datatype=XSD.integer)))
+            add(Triple(node, ORG.unitOf, unit_nodes[" ".join(path[:-1])] if len(path) > 1 else gov))
+            graph.units += 1
+
+        contact_nodes: dict[tuple[str, str], NamedNode] = {}
+        for path, tel in sorted(set(contact_keys), key=lambda k: contact_ids[f"{k[0]} {k[1]}"]):
+            node = contact_nodes[path, tel] = self.iri("contact", contact_ids[f"{path} {tel}"])
+            add(Triple(node, RDF.type, lp.ContactPoint))
+            add(Triple(node, RDFS.label, Literal(national(tel))))
+            add(Triple(node, lp.telephone, NamedNode(tel)))
+            add(Triple(node, lp.unit, unit_nodes[path]))
+            graph.contacts += 1
+
+        tables = {(t.file, t.index): self.table_iri(t) for s in sources for t in s.tables}
+        text_property = {key: lp[key + "Text"] for key in CANONICAL_HEADER}
+        text_property["phone"] = lp.telephoneText
+        rows = []
+        for m, ident in sorted(zip(measures, measure_ids, strict=True), key=lambda pair: pair[1]):
+            node = self.iri("measure", ident)
+            graph.records[node.value] = m
+            path = " ".join(m.department)
+            add(Triple(node, RDF.type, lp.Measure))
+            add(Triple(node, RDFS.label, Literal(m.name, language="ja")))
+            if m.summary:
+                add(Triple(node, lp.summary, Literal(m.summary, language="ja")))
+            add(Triple(node, lp.strategy, self.iri("strategy", strategy_ids[str(m.row.table.strategy.number)])))
+            add(Triple(node, lp.responsibleUnit, unit_nodes[path]))
+            add(Triple(node, lp.bureau, unit_nodes[m.department[0]]))
+            for tel in m.phones:
+                add(Triple(node, lp.contactPoint, contact_nodes[path, tel]))
+            if m.url:
+                add(Triple(node, lp.url, NamedNode(m.url)))
+            if m.remarks:
+                add(Triple(node, lp.remarks, Literal(m.remarks)))
+            if m.start:
+                add(Triple(node, lp.startDate, Literal(m.start.isoformat(), datatype=XSD.date)))
+            if m.end:
+                add(Triple(node, lp.endDate, Literal(m.end.isoformat(), datatype=XSD.date)))
+            for key, text in m.texts.items():
+                add(Triple(node, text_property[key], Literal(text)))
+            row = NamedNode(node.value + "#source")
+            add(Triple(node, lp.source, row))
+            rows.append((row, m))
+            graph.measures += 1
+        for row, m in rows:
+            add(Triple(row, RDF.type, lp.SourceRow))
+            add(Triple(row, lp.table, tables[m.row.table.file, m.row.table.index]))
+            add(Triple(row, lp.line, Literal(str(m.row.line), datatype=XSD.integer)))
+
+        for source in sources:
+            out.extend(self.source_triples(source, strategy_ids))
+        return graph
+
+    def government_triples(self) -> list[Triple]:
+        gov = self.government
+        return [Triple(gov, RDF.type, ORG.FormalOrganization),
+                Triple(gov, RDFS.label, Literal(GOVERNMENT_JA, language="ja")),
+                Triple(gov, RDFS.label, Literal(GOVERNMENT_EN, language="en")),
+                Triple(gov, DCTERMS.spatial, SAC.C13000)]
+
+    def source_iri(self, path: str) -> NamedNode:
+        return NamedNode(f"{self.base}id/source/{source_slug(path)}")
+
+    def table_iri(self, table: Table) -> NamedNode:
+        return NamedNode(f"{self.source_iri(table.file).value}#table-{table.index}")
+
+    def source_triples(self, source: SourceFile, strategy_ids: dict[str, int]) -> Iterable[Triple]:
+        lp = self.lp
+        node = self.source_iri(source.path)
+        yield Triple(node, RDF.type, lp.SourceFile)
+        yield Triple(node, DCTERMS.title, Literal(source.path.replace("\\", "/").rsplit("/", 1)[-1]))
+        yield Triple(node, lp.sha256, Literal(source.sha256, datatype=XSD.hexBinary))
+        yield Triple(node, DCAT.byteSize, Literal(str(source.size), datatype=XSD.nonNegativeInteger))
+        for table in source.tables:
+            t = self.table_iri(table)
+            yield Triple(t, RDF.type, lp.SourceTable)
+            yield Triple(t, lp.file, node)
+            yield Triple(t, lp.headerLine, Literal(str(table.header_line), datatype=XSD.integer))
+            for key, number in sorted(table.columns.items(), key=lambda kv: kv[1]):
+                column = NamedNode(f"{t.value}-column-{number}")
+                yield Triple(t, lp.column, column)
+                yield Triple(column, RDF.type, lp.SourceColumn)
+                yield Triple(column, lp.columnNumber, Literal(str(number), datatype=XSD.integer))
+                yield Triple(column, lp.header, Literal(table.headers[number - 1].strip()))
+                for prop in COLUMN_PROPERTIES[key]:
+                    yield Triple(column, lp.property, lp[prop] if ":" not in prop else RDFS.label)
+
+
+# The properties whose values are read from each column.
+COLUMN_PROPERTIES: dict[str, tuple[str, ...]] = {
+    "name": ("rdfs:label", "nameText"),
+    "summary": ("summary", "summaryText"),
+    "department": ("responsibleUnit", "bureau", "departmentText"),
+    "phone": ("contactPoint", "telephoneText"),
+    "url": ("url", "urlText"),
+    "remarks": ("remarks", "remarksText", "startDate", "endDate"),
+}

@@ -1,0 +1,97 @@
+"""Project settings: one documented place (``lodpub.toml``), overridable by environment.
+
+Every setting has a default here, may be set in ``lodpub.toml`` (looked up in the
+current directory, or named by ``LODPUB_CONFIG``), and may be overridden by an
+environment variable ``LODPUB_<NAME>`` (e.g. ``LODPUB_BASE_IRI``).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+CONFIG_FILE = "lodpub.toml"
+
+
+@dataclass(frozen=True)
+class Settings:
+    # Publishing
+    base_iri: str = "https://lodpub.example/"
+    license: str = "https://creativecommons.org/licenses/by/4.0/"
+    dataset_slug: str = "measures"
+    title_ja: str = "東京都 施策一覧"
+    title_en: str = "Tokyo Metropolitan Government: policy measures"
+    description_ja: str = "東京都の戦略ごとの施策、担当部署と連絡先を Linked Open Data として公開します。"
+    description_en: str = (
+        "Policy measures of the Tokyo Metropolitan Government by strategy, "
+        "with their responsible departments and contacts, as Linked Open Data."
+    )
+    publisher_ja: str = "東京都"
+    publisher_en: str = "Tokyo Metropolitan Government"
+    # ISO 8601 dates; SOURCE_DATE_EPOCH, when set, overrides ``modified``.
+    issued: str = "2026-11-27"
+    modified: str = "2026-11-27"
+    # Serving (used by ``lodpub serve``)
+    host: str = "127.0.0.1"
+    port: int = 8000
+    query_timeout: float = 10.0
+    max_rows: int = 10_000
+    max_query_bytes: int = 100_000
+    workers: int = 0  # 0: one per core
+
+    @property
+    def base(self) -> str:
+        """The base IRI, always ending in a slash."""
+        return self.base_iri if self.base_iri.endswith("/") else self.base_iri + "/"
+
+    @property
+    def vocab(self) -> str:
+        return self.base + "def/lodpub#"
+
+    @property
+    def dataset_iri(self) -> str:
+        return self.base + "data/" + self.dataset_slug
+
+    @property
+    def sparql_endpoint(self) -> str:
+        return self.base + "sparql"
+
+
+def _coerce(name: str, raw: Any, default: Any) -> Any:
+    kind = type(default)
+    try:
+        return kind(raw)
+    except (TypeError, ValueError):
+        raise SettingsError(f"setting {name!r} must be a {kind.__name__}, not {raw!r}") from None
+
+
+class SettingsError(ValueError):
+    """A setting has a value of the wrong type or an unknown name."""
+
+
+def load_settings(config: Path | None = None, environ: dict[str, str] | None = None) -> Settings:
+    """Defaults, then ``lodpub.toml``, then ``LODPUB_*`` environment variables."""
+    env = os.environ if environ is None else environ
+    settings = Settings()
+    known = {f.name: f for f in fields(Settings)}
+    path = config or Path(env.get("LODPUB_CONFIG", CONFIG_FILE))
+    values: dict[str, Any] = {}
+    if path.is_file():
+        with path.open("rb") as fh:
+            try:
+                table = tomllib.load(fh)
+            except tomllib.TOMLDecodeError as exc:
+                raise SettingsError(f"{path}: {exc}") from None
+        for section in table.values() if all(isinstance(v, dict) for v in table.values()) else [table]:
+            for key, value in section.items():
+                if key not in known:
+                    raise SettingsError(f"{path}: unknown setting {key!r}")
+                values[key] = _coerce(key, value, getattr(settings, key))
+    for name in known:
+        raw = env.get("LODPUB_" + name.upper())
+        if raw is not None:
+            values[name] = _coerce(name, raw, getattr(settings, name))
+    return replace(settings, **values)

@@ -1,0 +1,224 @@
+"""Reading a measures table: bytes → text → strategies, header rows and rows.
+
+The table is the Tokyo Metropolitan Government's layout: a heading line
+``【戦略N】 title`` starts a strategy, the next non-blank line is the header row
+(columns found by name, in any order), and tab-separated rows follow. Nothing is
+interpreted here beyond the layout; cell values keep their source text.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .problems import Problem, Severity
+
+# Header text (after NFKC and trimming) → the field it holds.
+HEADERS: dict[str, str] = {
+    "施策": "name",
+    "施策名": "name",
+    "施策概要": "summary",
+    "担当部署": "department",
+    "連絡先": "phone",
+    "電話番号": "phone",
+    "URL": "url",
+    "備考": "remarks",
+}
+FIELDS = ("name", "summary", "department", "phone", "url", "remarks")
+REQUIRED_FIELDS = ("name", "department")
+CANONICAL_HEADER = {"name": "施策", "summary": "施策概要", "department": "担当部署",
+                    "phone": "連絡先", "url": "URL", "remarks": "備考"}
+
+HEADING = re.compile(r"^\s*【\s*戦略\s*(\d+)\s*】\s*(.*?)\s*$")
+LINE_BREAK = re.compile(r"\r\n|\n|\r")
+UTF8_BOM = b"\xef\xbb\xbf"
+
+
+@dataclass(frozen=True)
+class Strategy:
+    number: int
+    title: str
+    file: str
+    line: int
+
+
+@dataclass(frozen=True)
+class Table:
+    """One strategy block: its heading and the header row that names its columns."""
+
+    file: str
+    index: int  # 1-based position of the block in its file
+    strategy: Strategy
+    header_line: int
+    headers: tuple[str, ...]  # header cells as written
+    columns: dict[str, int] = field(hash=False)  # field → 1-based column number
+
+
+@dataclass(frozen=True)
+class Row:
+    table: Table
+    line: int
+    cells: tuple[str, ...]  # as written, one per header column
+
+    def cell(self, name: str) -> str:
+        column = self.table.columns.get(name)
+        return self.cells[column - 1] if column else ""
+
+
+@dataclass
+class SourceFile:
+    path: str
+    sha256: str
+    encoding: str
+    size: int
+    tables: list[Table]
+    rows: list[Row]
+
+
+class EncodingError(ValueError):
+    pass
+
+
+def decode(data: bytes, path: str, encoding: str | None = None) -> tuple[str, str]:
+    """Return ``(text, encoding)``, never guessing where a wrong guess gives mojibake.
+
+    UTF-8 (with or without BOM) is tried first, strictly. Shift_JIS (CP932) is
+    accepted without being asked for only when the bytes decode cleanly *and*
+    the result contains the table's own landmarks, which mojibake would not.
+    """
+    if encoding:
+        try:
+            return data.decode(encoding), encoding
+        except LookupError:
+            raise EncodingError(f"{path}: unknown encoding {encoding!r}") from None
+        except UnicodeDecodeError as exc:
+            line = data.count(b"\n", 0, exc.start) + 1
+            raise EncodingError(
+                f"{path}:{line}: the bytes are not valid {encoding} ({exc.reason}); "
+                "check the file's encoding"
+            ) from None
+    if data.startswith(UTF8_BOM):
+        data = data[len(UTF8_BOM):]
+    try:
+        return data.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError as exc:
+        utf8_error = exc
+    try:
+        text = data.decode("cp932")
+    except UnicodeDecodeError:
+        text = ""
+    if "【戦略" in text or "施策\t" in text:
+        return text, "cp932"
+    line = data.count(b"\n", 0, utf8_error.start) + 1
+    raise EncodingError(
+        f"{path}:{line}: the file is not UTF-8 and its encoding cannot be told for certain; "
+        "name it with --encoding (e.g. --encoding cp932 for Shift_JIS)"
+    )
+
+
+def _norm(text: str) -> str:
+    return unicodedata.normalize("NFKC", text).strip()
+
+
+def parse(text: str, path: str, problems: list[Problem]) -> tuple[list[Table], list[Row]]:
+    """Split the text into tables and rows; layout problems go to ``problems``."""
+    tables: list[Table] = []
+    rows: list[Row] = []
+    strategy: Strategy | None = None
+    table: Table | None = None
+    seen: dict[int, Strategy] = {}
+
+    def report(line: int, message: str, column: int = 0, name: str = "",
+               severity: Severity = Severity.ERROR) -> None:
+        problems.append(Problem(path, line, column, name, message, severity))
+
+    for number, raw in enumerate(LINE_BREAK.split(text), start=1):
+        if not raw.strip():
+            continue
+        heading = HEADING.match(unicodedata.normalize("NFKC", raw))
+        if heading:
+            if table is None and strategy is not None:
+                report(strategy.line, f"strategy {strategy.number} has no header row and no measures")
+            title = raw.split("】", 1)[1].strip() if "】" in raw else heading.group(2)
+            strategy = Strategy(int(heading.group(1)), title, path, number)
+            table = None
+            if not title:
+                report(number, "the strategy heading has no title; write it after 】")
+            earlier = seen.get(strategy.number)
+            if earlier and earlier.title != title:
+                report(number, f"strategy {strategy.number} was already headed "
+                               f"{earlier.title!r} at line {earlier.line}; use a new number or the same title")
+            seen.setdefault(strategy.number, strategy)
+            continue
+        cells = raw.split("\t")
+        if strategy is None:
+            report(number, "this row comes before any 【戦略N】 heading; "
+                           "add the strategy heading above it")
+            continue
+        if table is None or _is_header(cells):
+            if not _is_header(cells):
+                report(number, "expected the header row (施策, 施策概要, 担当部署, 連絡先, URL, 備考) "
+                               f"after the heading at line {strategy.line}")
+                continue
+            table = _header(cells, path, len(tables) + 1, strategy, number, report)
+            if table is not None:
+                tables.append(table)
+            continue
+        width = len(table.headers)
+        if len(cells) > width and not any(c.strip() for c in cells[width:]):
+            cells = cells[:width]
+        if len(cells) != width:
+            report(number, f"the row has {len(cells)} cells but the header row at line "
+                           f"{table.header_line} has {width}; cells are separated by tabs")
+            continue
+        named = table.columns.values()
+        for column, cell in enumerate(cells, start=1):
+            if cell.strip() and column not in named:
+                report(number, "this cell is in a column whose header is empty; "
+                               "name the column or move the value", column)
+        rows.append(Row(table, number, tuple(cells)))
+    if strategy is not None and table is None:
+        report(strategy.line, f"strategy {strategy.number} has no header row and no measures")
+    if not seen:
+        report(1, "no 【戦略N】 heading found; is this a measures table (and is the encoding right)?")
+    return tables, rows
+
+
+def _is_header(cells: list[str]) -> bool:
+    names = [_norm(c) for c in cells if c.strip()]
+    return bool(names) and "施策" in names and all(n in HEADERS for n in names)
+
+
+def _header(cells, path, index, strategy, line, report) -> Table | None:
+    columns: dict[str, int] = {}
+    ok = True
+    for column, cell in enumerate(cells, start=1):
+        name = _norm(cell)
+        if not name:
+            continue
+        key = HEADERS[name]
+        if key in columns:
+            report(line, f"column {CANONICAL_HEADER[key]} appears twice "
+                         f"(columns {columns[key]} and {column})", column, name)
+            ok = False
+        columns[key] = column
+    for key in REQUIRED_FIELDS:
+        if key not in columns:
+            report(line, f"the header row has no {CANONICAL_HEADER[key]} column", 0, "")
+            ok = False
+    width = max(columns.values(), default=0)
+    headers = tuple(cells[:width])
+    return Table(path, index, strategy, line, headers, columns) if ok else None
+
+
+def read(path: Path, problems: list[Problem], encoding: str | None = None,
+         name: str | None = None) -> SourceFile:
+    """Read one table file. Raises :class:`EncodingError` when it cannot be decoded."""
+    data = path.read_bytes()
+    label = name or str(path)
+    text, used = decode(data, label, encoding)
+    tables, rows = parse(text, label, problems)
+    return SourceFile(label, hashlib.sha256(data).hexdigest(), used, len(data), tables, rows)

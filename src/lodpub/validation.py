@@ -1,0 +1,203 @@
+"""SHACL validation with pyshacl, in parallel chunks, reported in a data steward's words.
+
+SHACL checks each focus node against its neighbourhood, so the graph can be cut
+into pieces that are validated independently: every piece holds the shared
+resources (government, strategies, units, contacts, sources) and a slice of the
+measures with their source rows. Pieces run in worker processes; findings about
+the shared resources, seen by every piece, are counted once.
+"""
+
+from __future__ import annotations
+
+import itertools
+import multiprocessing
+import os
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+import pyoxigraph as ox
+import rdflib
+from pyshacl import validate as pyshacl_validate
+from rdflib.namespace import RDF as R_RDF
+from rdflib.namespace import RDFS as R_RDFS
+from rdflib.namespace import SH as R_SH
+
+from .vocab import RDF, SH, XSD
+
+CHUNK_MEASURES = 4000
+
+
+@dataclass(frozen=True, order=True)
+class Finding:
+    """One SHACL result, with every term as N-Triples text so it travels between processes."""
+
+    severity: str  # Violation, Warning, Info
+    focus: str
+    path: str
+    value: str
+    component: str
+    shape: str
+    message_ja: str
+    message_en: str
+
+    @property
+    def is_violation(self) -> bool:
+        return self.severity == "Violation"
+
+
+# ---------------------------------------------------------------- term conversion
+
+_XSD_STRING = XSD.string.value
+
+
+def to_rdflib(term: ox.NamedNode | ox.BlankNode | ox.Literal, cache: dict) -> rdflib.term.Node:
+    if isinstance(term, ox.NamedNode):
+        node = cache.get(term.value)
+        if node is None:
+            node = cache[term.value] = rdflib.URIRef(term.value)
+        return node
+    if isinstance(term, ox.Literal):
+        if term.language:
+            return rdflib.Literal(term.value, lang=term.language)
+        datatype = term.datatype.value
+        if datatype == _XSD_STRING:
+            return rdflib.Literal(term.value)
+        return rdflib.Literal(term.value, datatype=to_rdflib(term.datatype, cache))
+    return rdflib.BNode(term.value)
+
+
+def rdflib_graph(triples: Iterable[ox.Triple], extra: Iterable[tuple] = ()) -> rdflib.Graph:
+    graph = rdflib.Graph()
+    cache: dict[str, rdflib.URIRef] = {}
+    add = graph.add
+    for t in triples:
+        add((to_rdflib(t.subject, cache), to_rdflib(t.predicate, cache), to_rdflib(t.object, cache)))
+    for t in extra:
+        add(t)
+    return graph
+
+
+# ---------------------------------------------------------------- shapes
+
+def load_turtle_text(text: str, base: str) -> rdflib.Graph:
+    """Parse our Turtle files, whose IRIs are relative to the base IRI."""
+    graph = rdflib.Graph()
+    graph.parse(data=text, format="turtle", publicID=base)
+    return graph
+
+
+def class_axioms(ontology: rdflib.Graph) -> list[tuple]:
+    """The subclass links among our own classes: all that ``sh:class`` needs to see."""
+    return [(s, R_RDFS.subClassOf, o) for s, o in ontology.subject_objects(R_RDFS.subClassOf)
+            if isinstance(o, rdflib.URIRef)]
+
+
+# ---------------------------------------------------------------- running pyshacl
+
+def run_pyshacl(data: rdflib.Graph, shapes: rdflib.Graph) -> list[Finding]:
+    _, results, _ = pyshacl_validate(
+        data, shacl_graph=shapes, inference="none", allow_warnings=True,
+        advanced=False, meta_shacl=False, js=False, debug=False, inplace=True,
+    )
+    findings = []
+    for result in results.subjects(R_RDF.type, R_SH.ValidationResult):
+        term = {p: results.value(result, p) for p in (R_SH.focusNode, R_SH.resultPath, R_SH.value,
+                                                     R_SH.sourceConstraintComponent, R_SH.sourceShape)}
+        text = {p: "" if v is None or (isinstance(v, rdflib.BNode) and p != R_SH.value) else v.n3()
+                for p, v in term.items()}
+        messages = {m.language: str(m) for m in results.objects(result, R_SH.resultMessage)
+                    if isinstance(m, rdflib.Literal)}
+        severity = results.value(result, R_SH.resultSeverity)
+        findings.append(Finding(
+            severity=str(severity).rsplit("#", 1)[-1], focus=text[R_SH.focusNode],
+            path=text[R_SH.resultPath], value=text[R_SH.value],
+            component=text[R_SH.sourceConstraintComponent], shape=text[R_SH.sourceShape],
+            message_ja=messages.get("ja", ""),
+            message_en=messages.get("en", messages.get(None, "")),
+        ))
+    return findings
+
+
+# Worker state is set before the pool forks, so the pieces are shared, not pickled.
+_STATE: dict = {}
+
+
+def _validate_piece(index: int) -> list[Finding]:
+    core, pieces, shapes, axioms = (_STATE[k] for k in ("core", "pieces", "shapes", "axioms"))
+    return run_pyshacl(rdflib_graph(itertools.chain(core, pieces[index]), axioms), shapes)
+
+
+def split(triples: Sequence[ox.Triple], chunked_prefix: str, size: int) -> tuple[list, list[list]]:
+    """Shared triples, and the chunked resources' triples in pieces of ``size`` resources."""
+    core: list[ox.Triple] = []
+    owners: dict[str, list[ox.Triple]] = {}
+    for t in triples:
+        subject = t.subject.value if isinstance(t.subject, ox.NamedNode) else ""
+        if subject.startswith(chunked_prefix):
+            owners.setdefault(subject.split("#", 1)[0], []).append(t)
+        else:
+            core.append(t)
+    groups = list(owners.values())
+    pieces = [[t for g in groups[i:i + size] for t in g] for i in range(0, len(groups), size)]
+    return core, pieces or [[]]
+
+
+def validate(triples: Sequence[ox.Triple], shapes: rdflib.Graph, axioms: list[tuple],
+             chunked_prefix: str, workers: int | None = None,
+             size: int = CHUNK_MEASURES) -> list[Finding]:
+    """All findings for the graph, sorted and without duplicates."""
+    core, pieces = split(triples, chunked_prefix, size)
+    _STATE.update(core=core, pieces=pieces, shapes=shapes, axioms=axioms)
+    try:
+        workers = min(workers or os.cpu_count() or 1, len(pieces))
+        if workers > 1 and "fork" in multiprocessing.get_all_start_methods():
+            with multiprocessing.get_context("fork").Pool(workers) as pool:
+                results = pool.map(_validate_piece, range(len(pieces)), chunksize=1)
+        else:
+            results = [_validate_piece(i) for i in range(len(pieces))]
+    finally:
+        _STATE.clear()
+    return sorted({f for piece in results for f in piece})
+
+
+# ---------------------------------------------------------------- reporting
+
+def describe_findings(findings: Sequence[Finding], describe: Callable[[str], str]) -> list[str]:
+    """Each finding as a sentence: which resource (and source line), which field, what is wrong."""
+    lines = []
+    for f in findings:
+        focus = describe(f.focus[1:-1] if f.focus.startswith("<") else f.focus)
+        field = f.path.rsplit("#", 1)[-1].rsplit("/", 1)[-1].rstrip(">") if f.path else ""
+        message = f.message_ja or f.message_en
+        if f.message_en and f.message_ja:
+            message = f"{f.message_ja} {f.message_en}"
+        value = f" (value: {f.value})" if f.value else ""
+        lines.append(f"{f.severity.lower()}: {focus}: {field}: {message}{value}")
+    return lines
+
+
+def report_triples(findings: Sequence[Finding]) -> list[ox.Triple]:
+    """The SHACL validation report as RDF, with stable blank node labels."""
+    report = ox.BlankNode("report")
+    conforms = not any(f.is_violation for f in findings)
+    out = [ox.Triple(report, RDF.type, SH.ValidationReport),
+           ox.Triple(report, SH.conforms, ox.Literal(str(conforms).lower(), datatype=XSD.boolean))]
+    for n, f in enumerate(findings, start=1):
+        node = ox.BlankNode(f"result{n}")
+        out += [ox.Triple(report, SH.result, node), ox.Triple(node, RDF.type, SH.ValidationResult),
+                ox.Triple(node, SH.resultSeverity, SH[f.severity])]
+        for predicate, text in ((SH.focusNode, f.focus), (SH.resultPath, f.path), (SH.value, f.value),
+                                (SH.sourceConstraintComponent, f.component), (SH.sourceShape, f.shape)):
+            if text and not text.startswith("_:"):
+                out.append(ox.Triple(node, predicate, _parse_term(text)))
+        for text, language in ((f.message_ja, "ja"), (f.message_en, "en")):
+            if text:
+                out.append(ox.Triple(node, SH.resultMessage, ox.Literal(text, language=language)))
+    return out
+
+
+def _parse_term(text: str) -> ox.NamedNode | ox.Literal:
+    try:
+        return next(ox.parse(f"<x:s> <x:p> {text} .".encode(), format=ox.RdfFormat.TURTLE)).object
+    except (SyntaxError, ValueError, StopIteration):
+        return ox.Literal(text)
