@@ -196,8 +196,8 @@ def _write_dist(tmp: Path, triples, settings: Settings, ontology_text: str, shap
     publish.write_turtle(tmp / f"{DUMP}.ttl", triples, names)
     publish.write_sorted_ntriples(tmp / f"{DUMP}.nt", triples)
     context_url = f"{base}data/context.jsonld"
-    lines = jsonld.document_lines(triples, base, context_url)
-    (tmp / f"{DUMP}.jsonld").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with (tmp / f"{DUMP}.jsonld").open("w", encoding="utf-8", newline="\n") as fh:
+        jsonld.write_document(fh, triples, base, context_url)
     (tmp / "context.jsonld").write_text(
         json.dumps(jsonld.context(base), ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     (tmp / "ontology.ttl").write_text(publish.with_base(ontology_text, base), encoding="utf-8")

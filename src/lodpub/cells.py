@@ -11,6 +11,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from datetime import date
+from functools import lru_cache
 from urllib.parse import urlsplit
 
 import phonenumbers
@@ -61,7 +62,8 @@ def fiscal_dates(remarks: str) -> tuple[date | None, date | None]:
     return start, end
 
 
-def telephones(text: str) -> tuple[list[str], str]:
+@lru_cache(maxsize=1 << 16)  # a table repeats a few hundred numbers thousands of times
+def telephones(text: str) -> tuple[tuple[str, ...], str]:
     """Every phone number in a cell as a ``tel:`` IRI, and any text left beside them."""
     normal = unicodedata.normalize("NFKC", text)
     found: list[str] = []
@@ -75,7 +77,7 @@ def telephones(text: str) -> tuple[list[str], str]:
         position = match.end
     rest.append(normal[position:])
     leftover = PHONE_SEPARATORS.sub(" ", "".join(rest)).strip()
-    return found, leftover
+    return tuple(found), leftover
 
 
 def usable_url(text: str) -> bool:
@@ -119,7 +121,7 @@ def interpret(row: Row, problems: list[Problem]) -> Measure | None:
         report("department", "the responsible department is empty; "
                              "write it as 'bureau division section' separated by spaces")
 
-    phones: list[str] = []
+    phones: tuple[str, ...] = ()
     if value.get("phone"):
         texts["phone"] = raw["phone"]
         phones, leftover = telephones(value["phone"])
@@ -144,4 +146,4 @@ def interpret(row: Row, problems: list[Problem]) -> Measure | None:
     start, end = fiscal_dates(remarks)
     if failed:
         return None
-    return Measure(row, name, summary, department, tuple(phones), url, remarks, start, end, texts)
+    return Measure(row, name, summary, department, phones, url, remarks, start, end, texts)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TextIO
 
 import pyoxigraph as ox
 
@@ -107,6 +107,9 @@ class _Writer:
         for t in triples:
             self.subjects[t.subject.value].append(t)
         self.done: dict[str, dict[str, Any]] = {}
+        # Units, contacts, strategies and the government recur in many measures: render them once.
+        self.shared = {iri for iri in self.subjects
+                       if not iri.startswith(f"{base}id/measure/") and "#" not in iri}
         self.compact_property = {self.lp: "lp:", **{v: k + ":" for k, v in _PREFIXES.items()}}
 
     def node(self, iri: str) -> dict[str, Any]:
@@ -133,7 +136,8 @@ class _Writer:
                 self._put(out, term, int(o.value), many=False)
             else:
                 self._put(out, term, o.value, many=False)
-        self.done[iri] = out
+        if iri in self.shared:
+            self.done[iri] = out
         return out
 
     def _compact(self, iri: str) -> str:
@@ -152,8 +156,8 @@ class _Writer:
             out[term] = [out[term], value]
 
 
-def document_lines(triples: Sequence[ox.Triple], base: str, context_url: str) -> list[str]:
-    """The JSON-LD document as lines of text: header, one node object per line, footer."""
+def write_document(out: TextIO, triples: Sequence[ox.Triple], base: str, context_url: str) -> None:
+    """The JSON-LD document: header, one node object per line, footer."""
     writer = _Writer(triples, base)
     embedded_prefixes = tuple(f"{base}id/{kind}/" for kind in EMBEDDED_KINDS)
     top = []
@@ -165,12 +169,11 @@ def document_lines(triples: Sequence[ox.Triple], base: str, context_url: str) ->
         if own and own[0].predicate == RDF.type and own[0].object.value.endswith("FormalOrganization"):
             continue  # the government, embedded at the top of every unit chain
         top.append(iri)
-    lines = ["{", f'"@context": {json.dumps(context_url)},', '"@graph": [']
+    out.write(f'{{\n"@context": {json.dumps(context_url)},\n"@graph": [\n')
+    encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
     for n, iri in enumerate(top):
-        text = json.dumps(writer.node(iri), ensure_ascii=False, separators=(",", ":"))
-        lines.append(text + ("," if n < len(top) - 1 else ""))
-    lines += ["]", "}"]
-    return lines
+        out.write(encode(writer.node(iri)) + (",\n" if n < len(top) - 1 else "\n"))
+    out.write("]\n}\n")
 
 
 def to_triples(document: Any, base: str) -> list[ox.Triple]:

@@ -131,37 +131,44 @@ class Mapper:
         text_property = {key: lp[key + "Text"] for key in CANONICAL_HEADER}
         text_property["phone"] = lp.telephoneText
         rows = []
+        # Looked up once: this loop runs for every measure and emits most of the graph.
+        a, label, summary, strategy, responsible, bureau, contact, url, remarks, start, end, source = (
+            RDF.type, RDFS.label, lp.summary, lp.strategy, lp.responsibleUnit, lp.bureau, lp.contactPoint,
+            lp.url, lp.remarks, lp.startDate, lp.endDate, lp.source)
+        measure_class, date = lp.Measure, XSD.date
+        strategy_nodes = {n: self.iri("strategy", strategy_ids[str(n)]) for n in strategies}
         for m, ident in sorted(zip(measures, measure_ids, strict=True), key=lambda pair: pair[1]):
             node = self.iri("measure", ident)
             graph.records[node.value] = m
             path = " ".join(m.department)
-            add(Triple(node, RDF.type, lp.Measure))
-            add(Triple(node, RDFS.label, Literal(m.name, language="ja")))
+            add(Triple(node, a, measure_class))
+            add(Triple(node, label, Literal(m.name, language="ja")))
             if m.summary:
-                add(Triple(node, lp.summary, Literal(m.summary, language="ja")))
-            add(Triple(node, lp.strategy, self.iri("strategy", strategy_ids[str(m.row.table.strategy.number)])))
-            add(Triple(node, lp.responsibleUnit, unit_nodes[path]))
-            add(Triple(node, lp.bureau, unit_nodes[m.department[0]]))
+                add(Triple(node, summary, Literal(m.summary, language="ja")))
+            add(Triple(node, strategy, strategy_nodes[m.row.table.strategy.number]))
+            add(Triple(node, responsible, unit_nodes[path]))
+            add(Triple(node, bureau, unit_nodes[m.department[0]]))
             for tel in m.phones:
-                add(Triple(node, lp.contactPoint, contact_nodes[path, tel]))
+                add(Triple(node, contact, contact_nodes[path, tel]))
             if m.url:
-                add(Triple(node, lp.url, NamedNode(m.url)))
+                add(Triple(node, url, NamedNode(m.url)))
             if m.remarks:
-                add(Triple(node, lp.remarks, Literal(m.remarks)))
+                add(Triple(node, remarks, Literal(m.remarks)))
             if m.start:
-                add(Triple(node, lp.startDate, Literal(m.start.isoformat(), datatype=XSD.date)))
+                add(Triple(node, start, Literal(m.start.isoformat(), datatype=date)))
             if m.end:
-                add(Triple(node, lp.endDate, Literal(m.end.isoformat(), datatype=XSD.date)))
+                add(Triple(node, end, Literal(m.end.isoformat(), datatype=date)))
             for key, text in m.texts.items():
                 add(Triple(node, text_property[key], Literal(text)))
             row = NamedNode(node.value + "#source")
-            add(Triple(node, lp.source, row))
+            add(Triple(node, source, row))
             rows.append((row, m))
             graph.measures += 1
+        row_class, in_table, line, integer = lp.SourceRow, lp.table, lp.line, XSD.integer
         for row, m in rows:
-            add(Triple(row, RDF.type, lp.SourceRow))
-            add(Triple(row, lp.table, tables[m.row.table.file, m.row.table.index]))
-            add(Triple(row, lp.line, Literal(str(m.row.line), datatype=XSD.integer)))
+            add(Triple(row, a, row_class))
+            add(Triple(row, in_table, tables[m.row.table.file, m.row.table.index]))
+            add(Triple(row, line, Literal(str(m.row.line), datatype=integer)))
 
         for source in sources:
             out.extend(self.source_triples(source, strategy_ids))

@@ -50,6 +50,7 @@ class Register:
         for entry in entries:
             self.entries[entry.kind].append(entry)
         self._seen: dict[str, set[int]] = {kind: set() for kind in KINDS}
+        self._next = {kind: max((e.id for e in self.entries[kind]), default=0) + 1 for kind in KINDS}
 
     @classmethod
     def load(cls, path: Path) -> Register:
@@ -133,7 +134,8 @@ class Register:
         return [i for i in ids if i is not None]
 
     def _mint(self, kind: str, key: str, department: str = "", dig: str = "") -> Entry:
-        entry = Entry(kind, max((e.id for e in self.entries[kind]), default=0) + 1, ACTIVE, key, department, dig)
+        entry = Entry(kind, self._next[kind], ACTIVE, key, department, dig)
+        self._next[kind] += 1
         self.entries[kind].append(entry)
         return entry
 
