@@ -20,23 +20,11 @@ from .cells import Measure, interpret
 from .mapping import Mapper
 from .problems import InputError, Problem, Severity, errors
 from .register import Register
+from .resources import ENGLISH_NAMES, resource_path
 from .settings import Settings
 from .source import EncodingError, SourceFile, read
 from .vocab import RDFS, prefixes
 
-PACKAGE = Path(__file__).resolve().parent
-ROOT = PACKAGE.parents[1]
-
-
-def resource_path(*parts: str) -> Path:
-    """A file shipped with lodpub: inside the installed package, else in the source checkout."""
-    packaged = PACKAGE.joinpath(*parts)
-    return packaged if packaged.exists() else ROOT.joinpath(*parts)
-
-
-ONTOLOGY = ("ontology", "lodpub.ttl")
-SHAPES = ("shapes", "lodpub.shapes.ttl")
-ENGLISH_NAMES = ("data", "english-names.tsv")
 DUMP = "measures"
 
 
@@ -94,12 +82,12 @@ def _peak_mib() -> float:
 
 
 @contextmanager
-def _stage(result: BuildResult, name: str, progress: Callable[[str], None]) -> Iterator[None]:
+def _stage(result: BuildResult, name: str, progress: Callable[[str], None]) -> Iterator[dict[str, float]]:
     _reset_peak()
     start = time.perf_counter()
-    yield
-    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    result.stages.append(Stage(name, time.perf_counter() - start, _peak_mib(), children))
+    stats: dict[str, float] = {}
+    yield stats
+    result.stages.append(Stage(name, time.perf_counter() - start, _peak_mib(), stats.get("workers_peak_mib", 0.0)))
     progress(f"{name}: {result.stages[-1].seconds:.1f} s")
 
 
@@ -122,7 +110,7 @@ def read_sources(paths: Sequence[Path], encoding: str | None,
         try:
             source = read(path, problems, encoding)
         except EncodingError as exc:
-            problems.append(Problem(str(path), 0, 0, "", str(exc).split(": ", 1)[-1]))
+            problems.append(Problem(str(path), exc.line, 0, "", str(exc)))
             continue
         except OSError as exc:
             problems.append(Problem(str(path), 0, 0, "", f"cannot read the file: {exc.strerror}"))
@@ -171,27 +159,24 @@ def build(paths: Sequence[Path], out: Path, settings: Settings, register: Regist
         result.contacts, result.strategies = graph.contacts, graph.strategies
         result.triples = len(graph)
 
-    with _stage(result, "validate", progress):
-        ontology_text = resource_path(*ONTOLOGY).read_text(encoding="utf-8")
-        shapes_text = resource_path(*SHAPES).read_text(encoding="utf-8")
-        shapes = validation.load_turtle_text(shapes_text, base)
-        axioms = validation.class_axioms(validation.load_turtle_text(ontology_text, base))
-        findings = validation.validate(graph.triples, shapes, axioms, f"{base}id/measure/", workers)
+    with _stage(result, "validate", progress) as stats:
+        rules = validation.Rules.load(base)
+        findings = validation.validate(graph.triples, rules, f"{base}id/measure/", workers, stats=stats)
         result.findings = findings
         describe = _describer(graph, base)
         if any(f.is_violation for f in findings):
             raise GraphInvalid(validation.describe_findings(findings, describe))
 
     with _stage(result, "write", progress), publish.staging(out) as tmp:
-        _write_dist(tmp, graph.triples, settings, ontology_text, shapes_text, findings, register,
-                    sources, mapper, env, shapes, axioms)
+        _write_dist(tmp, graph.triples, settings, rules, findings, register, sources, mapper, env)
     register.save()
     return result
 
 
-def _write_dist(tmp: Path, triples, settings: Settings, ontology_text: str, shapes_text: str,
-                findings, register: Register, sources, mapper: Mapper, env, shapes, axioms) -> None:
+def _write_dist(tmp: Path, triples, settings: Settings, rules: validation.Rules,
+                findings, register: Register, sources, mapper: Mapper, env) -> None:
     base = settings.base
+    shapes_text, ontology_text, _ = rules.texts
     names = prefixes(base) | {kind: f"{base}id/{kind}/" for kind in ("measure", "unit", "contact", "strategy")}
     publish.write_turtle(tmp / f"{DUMP}.ttl", triples, names)
     publish.write_sorted_ntriples(tmp / f"{DUMP}.nt", triples)
@@ -220,7 +205,7 @@ def _write_dist(tmp: Path, triples, settings: Settings, ontology_text: str, shap
     source_info = [(mapper.source_iri(s.path), Path(s.path).name, s.size, s.sha256) for s in sources]
     description = metadata.describe(settings, triples, files, source_info, metadata.modified_date(settings, env))
     description += mapper.government_triples()  # the publisher, described where it is named
-    found = validation.validate(description, shapes, axioms, f"{base}id/measure/", workers=1)
+    found = validation.validate(description, rules, f"{base}id/measure/", workers=1)
     if any(f.is_violation for f in found):
         raise GraphInvalid(validation.describe_findings(found, str))
     publish.write_turtle(tmp / "void.ttl", description, prefixes(base) | {"data": f"{base}data/"})

@@ -79,7 +79,11 @@ class SourceFile:
 
 
 class EncodingError(ValueError):
-    pass
+    """The bytes cannot be decoded with certainty; ``line`` is where the trouble starts."""
+
+    def __init__(self, line: int, message: str):
+        self.line = line
+        super().__init__(message)
 
 
 def decode(data: bytes, path: str, encoding: str | None = None) -> tuple[str, str]:
@@ -93,13 +97,11 @@ def decode(data: bytes, path: str, encoding: str | None = None) -> tuple[str, st
         try:
             return data.decode(encoding), encoding
         except LookupError:
-            raise EncodingError(f"{path}: unknown encoding {encoding!r}") from None
+            raise EncodingError(0, f"unknown encoding {encoding!r}") from None
         except UnicodeDecodeError as exc:
             line = data.count(b"\n", 0, exc.start) + 1
-            raise EncodingError(
-                f"{path}:{line}: the bytes are not valid {encoding} ({exc.reason}); "
-                "check the file's encoding"
-            ) from None
+            raise EncodingError(line, f"the bytes are not valid {encoding} ({exc.reason}); "
+                                      "check the file's encoding") from None
     if data.startswith(UTF8_BOM):
         data = data[len(UTF8_BOM):]
     try:
@@ -112,11 +114,10 @@ def decode(data: bytes, path: str, encoding: str | None = None) -> tuple[str, st
         text = ""
     if "【戦略" in text or "施策\t" in text:
         return text, "cp932"
-    line = data.count(b"\n", 0, utf8_error.start) + 1
     raise EncodingError(
-        f"{path}:{line}: the file is not UTF-8 and its encoding cannot be told for certain; "
-        "name it with --encoding (e.g. --encoding cp932 for Shift_JIS)"
-    )
+        data.count(b"\n", 0, utf8_error.start) + 1,
+        "the file is not UTF-8 and its encoding cannot be told for certain; "
+        "name it with --encoding (e.g. --encoding cp932 for Shift_JIS)")
 
 
 def _norm(text: str) -> str:
@@ -130,6 +131,7 @@ def parse(text: str, path: str, problems: list[Problem]) -> tuple[list[Table], l
     strategy: Strategy | None = None
     table: Table | None = None
     seen: dict[int, Strategy] = {}
+    broken: list[int] = []  # a header row with errors, then the lines of the rows it leaves unread
 
     def report(line: int, message: str, column: int = 0, name: str = "",
                severity: Severity = Severity.ERROR) -> None:
@@ -139,9 +141,11 @@ def parse(text: str, path: str, problems: list[Problem]) -> tuple[list[Table], l
         if not raw.strip():
             continue
         heading = HEADING.match(unicodedata.normalize("NFKC", raw))
+        if heading and strategy is not None and table is None and not broken:
+            report(strategy.line, f"strategy {strategy.number} has no header row and no measures")
+        if heading or (broken and _is_header(raw.split("\t"))):
+            _unread(broken, report)
         if heading:
-            if table is None and strategy is not None:
-                report(strategy.line, f"strategy {strategy.number} has no header row and no measures")
             title = raw.split("】", 1)[1].strip() if "】" in raw else heading.group(2)
             strategy = Strategy(int(heading.group(1)), title, path, number)
             table = None
@@ -154,6 +158,9 @@ def parse(text: str, path: str, problems: list[Problem]) -> tuple[list[Table], l
             seen.setdefault(strategy.number, strategy)
             continue
         cells = raw.split("\t")
+        if broken and not _is_header(cells):
+            broken.append(number)
+            continue
         if strategy is None:
             report(number, "this row comes before any 【戦略N】 heading; "
                            "add the strategy heading above it")
@@ -166,6 +173,8 @@ def parse(text: str, path: str, problems: list[Problem]) -> tuple[list[Table], l
             table = _header(cells, path, len(tables) + 1, strategy, number, report)
             if table is not None:
                 tables.append(table)
+            else:
+                broken = [number]
             continue
         width = len(table.headers)
         if len(cells) > width and not any(c.strip() for c in cells[width:]):
@@ -180,16 +189,28 @@ def parse(text: str, path: str, problems: list[Problem]) -> tuple[list[Table], l
                 report(number, "this cell is in a column whose header is empty; "
                                "name the column or move the value", column)
         rows.append(Row(table, number, tuple(cells)))
-    if strategy is not None and table is None:
+    header_failed = bool(broken)
+    _unread(broken, report)
+    if strategy is not None and table is None and not header_failed:
         report(strategy.line, f"strategy {strategy.number} has no header row and no measures")
     if not seen:
         report(1, "no 【戦略N】 heading found; is this a measures table (and is the encoding right)?")
     return tables, rows
 
 
+def _unread(broken: list[int], report) -> None:
+    """Say how many rows a faulty header row kept from being read; then forget it."""
+    if len(broken) > 1:
+        rows = len(broken) - 1
+        report(broken[0], f"{rows} row{'s' if rows > 1 else ''} below this header (lines {broken[1]}–{broken[-1]}) "
+                          "could not be read; fix the header row")
+    broken.clear()
+
+
 def _is_header(cells: list[str]) -> bool:
+    """A header names the 施策 column and at least one other column we know."""
     names = [_norm(c) for c in cells if c.strip()]
-    return bool(names) and "施策" in names and all(n in HEADERS for n in names)
+    return "施策" in names and sum(1 for n in names if n in HEADERS) >= 2
 
 
 def _header(cells, path, index, strategy, line, report) -> Table | None:
@@ -199,7 +220,12 @@ def _header(cells, path, index, strategy, line, report) -> Table | None:
         name = _norm(cell)
         if not name:
             continue
-        key = HEADERS[name]
+        key = HEADERS.get(name)
+        if key is None:
+            report(line, f"unknown column {name!r}; the columns are "
+                         f"{', '.join(CANONICAL_HEADER.values())}", column, name)
+            ok = False
+            continue
         if key in columns:
             report(line, f"column {CANONICAL_HEADER[key]} appears twice "
                          f"(columns {columns[key]} and {column})", column, name)

@@ -9,7 +9,6 @@ from pathlib import Path
 import pyoxigraph as ox
 
 from . import jsonld, validation
-from .build import ONTOLOGY, SHAPES, resource_path
 from .settings import Settings
 
 FORMATS = {".ttl": ox.RdfFormat.TURTLE, ".nt": ox.RdfFormat.N_TRIPLES, ".rdf": ox.RdfFormat.RDF_XML,
@@ -40,9 +39,7 @@ def validate_file(path: Path, settings: Settings) -> int:
     except (ValueError, json.JSONDecodeError) as exc:
         print(f"{path}: {exc}", file=sys.stderr)
         return 1
-    shapes = validation.load_turtle_text(resource_path(*SHAPES).read_text(encoding="utf-8"), base)
-    ontology = validation.load_turtle_text(resource_path(*ONTOLOGY).read_text(encoding="utf-8"), base)
-    findings = validation.validate(triples, shapes, validation.class_axioms(ontology), f"{base}id/measure/")
+    findings = validation.validate(triples, validation.Rules.load(base), f"{base}id/measure/")
     for line in validation.describe_findings(findings, lambda iri: f"<{iri}>"):
         print(line, file=sys.stderr)
     violations = sum(1 for f in findings if f.is_violation)

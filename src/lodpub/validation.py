@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import multiprocessing
 import os
+import resource
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
@@ -22,6 +23,7 @@ from rdflib.namespace import RDF as R_RDF
 from rdflib.namespace import RDFS as R_RDFS
 from rdflib.namespace import SH as R_SH
 
+from .resources import ONTOLOGY, SHAPES, resource_path
 from .vocab import RDF, SH, XSD
 
 CHUNK_MEASURES = 4000
@@ -86,10 +88,23 @@ def load_turtle_text(text: str, base: str) -> rdflib.Graph:
     return graph
 
 
-def class_axioms(ontology: rdflib.Graph) -> list[tuple]:
-    """The subclass links among our own classes: all that ``sh:class`` needs to see."""
-    return [(s, R_RDFS.subClassOf, o) for s, o in ontology.subject_objects(R_RDFS.subClassOf)
-            if isinstance(o, rdflib.URIRef)]
+class Rules:
+    """The shapes, and the subclass links among our classes that ``sh:class`` needs to see."""
+
+    def __init__(self, shapes_text: str, ontology_text: str, base: str):
+        self.texts = (shapes_text, ontology_text, base)
+        self.shapes = load_turtle_text(shapes_text, base)
+        ontology = load_turtle_text(ontology_text, base)
+        self.axioms = [(s, R_RDFS.subClassOf, o) for s, o in ontology.subject_objects(R_RDFS.subClassOf)
+                       if isinstance(o, rdflib.URIRef)]
+
+    @classmethod
+    def load(cls, base: str) -> Rules:
+        return cls(resource_path(*SHAPES).read_text(encoding="utf-8"),
+                   resource_path(*ONTOLOGY).read_text(encoding="utf-8"), base)
+
+    def check(self, triples: Iterable[ox.Triple]) -> list[Finding]:
+        return run_pyshacl(rdflib_graph(triples, self.axioms), self.shapes)
 
 
 # ---------------------------------------------------------------- running pyshacl
@@ -118,13 +133,20 @@ def run_pyshacl(data: rdflib.Graph, shapes: rdflib.Graph) -> list[Finding]:
     return findings
 
 
-# Worker state is set before the pool forks, so the pieces are shared, not pickled.
-_STATE: dict = {}
+# A worker process parses the rules once, then validates pieces sent to it as N-Triples:
+# small messages, and no copy of the parent's whole graph in every worker.
+_WORKER_RULES: list[Rules] = []
 
 
-def _validate_piece(index: int) -> list[Finding]:
-    core, pieces, shapes, axioms = (_STATE[k] for k in ("core", "pieces", "shapes", "axioms"))
-    return run_pyshacl(rdflib_graph(itertools.chain(core, pieces[index]), axioms), shapes)
+def _start_worker(shapes_text: str, ontology_text: str, base: str) -> None:
+    _WORKER_RULES.append(Rules(shapes_text, ontology_text, base))
+
+
+def _check_piece(core: bytes, piece: bytes) -> tuple[list[Finding], float]:
+    """Findings for one piece, and this worker's peak memory (MiB) so far."""
+    triples = (q.triple for data in (core, piece) for q in ox.parse(data, format=ox.RdfFormat.N_TRIPLES))
+    findings = _WORKER_RULES[0].check(triples)
+    return findings, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def split(triples: Sequence[ox.Triple], chunked_prefix: str, size: int) -> tuple[list, list[list]]:
@@ -142,21 +164,27 @@ def split(triples: Sequence[ox.Triple], chunked_prefix: str, size: int) -> tuple
     return core, pieces or [[]]
 
 
-def validate(triples: Sequence[ox.Triple], shapes: rdflib.Graph, axioms: list[tuple],
-             chunked_prefix: str, workers: int | None = None,
-             size: int = CHUNK_MEASURES) -> list[Finding]:
-    """All findings for the graph, sorted and without duplicates."""
+def validate(triples: Sequence[ox.Triple], rules: Rules, chunked_prefix: str, workers: int | None = None,
+             size: int = CHUNK_MEASURES, stats: dict[str, float] | None = None) -> list[Finding]:
+    """All findings for the graph, sorted and without duplicates.
+
+    ``stats``, when given, receives ``workers_peak_mib``: the largest worker's peak memory.
+    """
     core, pieces = split(triples, chunked_prefix, size)
-    _STATE.update(core=core, pieces=pieces, shapes=shapes, axioms=axioms)
-    try:
-        workers = min(workers or os.cpu_count() or 1, len(pieces))
-        if workers > 1 and "fork" in multiprocessing.get_all_start_methods():
-            with multiprocessing.get_context("fork").Pool(workers) as pool:
-                results = pool.map(_validate_piece, range(len(pieces)), chunksize=1)
-        else:
-            results = [_validate_piece(i) for i in range(len(pieces))]
-    finally:
-        _STATE.clear()
+    workers = min(workers or os.cpu_count() or 1, len(pieces))
+    if workers <= 1:
+        results = [rules.check(itertools.chain(core, piece)) for piece in pieces]
+    else:
+        def nt(part: list[ox.Triple]) -> bytes:
+            return ox.serialize(part, format=ox.RdfFormat.N_TRIPLES)
+        shared = nt(core)
+        methods = multiprocessing.get_all_start_methods()
+        context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+        with context.Pool(workers, initializer=_start_worker, initargs=rules.texts) as pool:
+            answers = pool.starmap(_check_piece, ((shared, nt(piece)) for piece in pieces), chunksize=1)
+        results = [findings for findings, _ in answers]
+        if stats is not None:
+            stats["workers_peak_mib"] = max(peak for _, peak in answers)
     return sorted({f for piece in results for f in piece})
 
 
