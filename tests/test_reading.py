@@ -234,3 +234,12 @@ def test_fiscal_years_in_remarks(remarks, start, end):
 def test_telephones_keep_what_is_beside_them():
     assert telephones("03-5320-7622（代表）") == (("tel:+81-3-5320-7622",), "(代表)")
     assert telephones("０４２－５０６－２０９７") == (("tel:+81-42-506-2097",), "")
+
+
+def test_a_wrong_encoding_is_refused_rather_than_published_as_mojibake(tmp_path):
+    path = write(tmp_path / "utf8.txt", table(row()))
+    result = lodpub("build", str(path), "--encoding", "latin-1", "--out", str(tmp_path / "out"))
+    assert result.returncode == 1
+    assert f"{path}:1: error: no 【戦略N】 heading found; is this a measures table (and is the encoding right)?" \
+        in result.stderr
+    assert not (tmp_path / "out").exists()
