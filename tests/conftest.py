@@ -67,3 +67,74 @@ def seed_build(tmp_path_factory) -> tuple[Path, BuildResult]:
     tmp = tmp_path_factory.mktemp("seed")
     result = build([SEED], tmp / "dist", Settings(), Register(), workers=1)
     return tmp / "dist", result
+
+
+def free_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """``lodpub serve`` as a real process on a free loopback port."""
+
+    def __init__(self, dist: Path, env: dict[str, str] | None = None):
+        import time
+
+        import httpx
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        environ = {k: v for k, v in os.environ.items() if not k.startswith("LODPUB_")}
+        environ.update(env or {})
+        self.log = open(dist.parent / f"server-{self.port}.log", "w+")  # noqa: SIM115 - closed in stop()
+        self.process = subprocess.Popen([sys.executable, "-m", "lodpub", "serve", "--dist", str(dist),
+                                         "--port", str(self.port)], env=environ, stdout=self.log,
+                                        stderr=subprocess.STDOUT, cwd=ROOT)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                self.log.seek(0)
+                raise RuntimeError(f"lodpub serve exited: {self.log.read()}")
+            try:
+                if httpx.get(self.url + "/health", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        self.stop()
+        raise RuntimeError("lodpub serve did not answer /health within 60 s")
+
+    def output(self) -> str:
+        self.log.flush()
+        self.log.seek(0)
+        return self.log.read()
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+        self.log.close()
+
+
+@pytest.fixture(scope="session")
+def served_dist(tmp_path_factory) -> Path:
+    """The seed built with a register in which one measure has been withdrawn."""
+    tmp = tmp_path_factory.mktemp("served")
+    register = tmp / "register.tsv"
+    lines = SEED.read_text(encoding="utf-8").splitlines()
+    full, without_third = tmp / "full.txt", tmp / "seed.txt"
+    full.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    without_third.write_text("\n".join(lines[:7] + lines[8:]) + "\n", encoding="utf-8")
+    build([full], tmp / "first", Settings(), Register.load(register), workers=1)
+    build([without_third], tmp / "dist", Settings(), Register.load(register), workers=1)
+    return tmp / "dist"
+
+
+@pytest.fixture(scope="session")
+def server(served_dist) -> Server:
+    running = Server(served_dist, {"LODPUB_QUERY_TIMEOUT": "3", "LODPUB_MAX_ROWS": "100", "LODPUB_WORKERS": "2",
+                                   "LODPUB_PAGE_SIZE": "5"})
+    yield running
+    running.stop()

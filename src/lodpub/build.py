@@ -23,6 +23,7 @@ from .register import Register
 from .resources import ENGLISH_NAMES, resource_path
 from .settings import Settings
 from .source import EncodingError, SourceFile, read
+from .store import build_store
 from .vocab import RDFS, prefixes
 
 DUMP = "measures"
@@ -209,6 +210,7 @@ def _write_dist(tmp: Path, triples, settings: Settings, rules: validation.Rules,
     if any(f.is_violation for f in found):
         raise GraphInvalid(validation.describe_findings(found, str))
     publish.write_turtle(tmp / "void.ttl", description, prefixes(base) | {"data": f"{base}data/"})
+    build_store(tmp)
 
 
 def _describer(graph, base: str) -> Callable[[str], str]:

@@ -41,6 +41,14 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--workers", type=int, default=None, help="validation processes (default: one per core)")
     b.add_argument("-q", "--quiet", action="store_true", help="print only problems and the summary")
 
+    s = commands.add_parser("serve", help="serve dist/: SPARQL endpoint, resource pages, downloads",
+                            description="Serve what lodpub build wrote: the SPARQL 1.1 endpoint at /sparql, "
+                                        "dereferenceable IRIs under /id/, pages and the dumps.")
+    s.add_argument("--dist", type=Path, default=Path("dist"), help="the built directory (default: dist)")
+    s.add_argument("--host", default=None, help="address to listen on (default: from lodpub.toml, 127.0.0.1)")
+    s.add_argument("--port", type=int, default=None, help="port (default: from lodpub.toml, 8000)")
+    s.add_argument("--workers", type=int, default=None, help="query worker processes (default: one per core)")
+
     v = commands.add_parser("validate", help="validate an RDF file against lodpub's shapes")
     v.add_argument("file", type=Path, help="an RDF file (.ttl, .nt, .jsonld, .rdf)")
     v.add_argument("--base-iri", default=None)
@@ -54,12 +62,37 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"lodpub: {exc}", file=sys.stderr)
         return 2
-    if args.base_iri:
+    if getattr(args, "base_iri", None):
         from dataclasses import replace
         settings = replace(settings, base_iri=args.base_iri)
     if args.command == "build":
         return _build(args, settings)
+    if args.command == "serve":
+        return _serve(args, settings)
     return _validate(args, settings)
+
+
+def _serve(args: argparse.Namespace, settings) -> int:
+    import logging
+    from dataclasses import replace
+
+    import uvicorn
+
+    from .server import create_app
+
+    given = (("host", args.host), ("port", args.port), ("workers", args.workers))
+    overrides = {k: v for k, v in given if v is not None}
+    settings = replace(settings, **overrides)
+    for name in ("measures.nt", "void.ttl"):
+        if not (args.dist / name).exists():
+            print(f"lodpub: {args.dist}/{name} is missing; run 'lodpub build' first", file=sys.stderr)
+            return 1
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    app = create_app(args.dist, settings)
+    print(f"lodpub: serving {args.dist}/ at http://{settings.host}:{settings.port}/", file=sys.stderr)
+    uvicorn.run(app, host=settings.host, port=settings.port, access_log=False, log_level="warning",
+                timeout_graceful_shutdown=5)
+    return 0
 
 
 def _build(args: argparse.Namespace, settings) -> int:

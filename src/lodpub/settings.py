@@ -40,7 +40,10 @@ class Settings:
     query_timeout: float = 10.0
     max_rows: int = 10_000
     max_query_bytes: int = 100_000
+    max_response_bytes: int = 100_000_000
+    result_cache_mb: int = 64  # 0 switches the result cache off
     workers: int = 0  # 0: one per core
+    page_size: int = 50  # links listed per page on a resource's HTML page
 
     @property
     def base(self) -> str:

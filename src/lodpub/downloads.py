@@ -1,0 +1,97 @@
+"""Serving the files of dist/: content-hash ETags, conditional GET, ranges, precompressed gzip."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import format_datetime, parsedate_to_datetime
+from pathlib import Path
+
+from starlette.requests import Request
+from starlette.responses import FileResponse, Response
+
+MEDIA_TYPES = {
+    ".ttl": "text/turtle; charset=utf-8",
+    ".nt": "application/n-triples",
+    ".jsonld": "application/ld+json",
+    ".tsv": "text/tab-separated-values; charset=utf-8",
+    ".gz": "application/gzip",
+}
+VERSIONED_CACHE = "public, max-age=31536000, immutable"
+PLAIN_CACHE = "public, max-age=300"
+
+
+@dataclass(frozen=True)
+class DistFile:
+    name: str
+    path: Path
+    size: int
+    sha256: str
+
+    @property
+    def etag(self) -> str:
+        return f'"{self.sha256[:32]}"'
+
+    @property
+    def version(self) -> str:
+        return self.sha256[:12]
+
+    @property
+    def media_type(self) -> str:
+        return MEDIA_TYPES.get(self.path.suffix, "application/octet-stream")
+
+
+def index(dist: Path) -> dict[str, DistFile]:
+    """Every published file (not the query store), with its checksum, read once at start."""
+    files = {}
+    for path in sorted(dist.iterdir()):
+        if path.is_file() and not path.name.startswith("."):
+            digest = hashlib.sha256()
+            with path.open("rb") as fh:
+                for block in iter(lambda: fh.read(1 << 20), b""):
+                    digest.update(block)
+            files[path.name] = DistFile(path.name, path, path.stat().st_size, digest.hexdigest())
+    return files
+
+
+def _not_modified(request: Request, etag: str, last_modified: str) -> bool:
+    if_none_match = request.headers.get("if-none-match")
+    if if_none_match is not None:
+        tags = {t.strip().removeprefix("W/") for t in if_none_match.split(",")}
+        return "*" in tags or etag in tags
+    since = request.headers.get("if-modified-since")
+    if since:
+        try:
+            return parsedate_to_datetime(since) >= parsedate_to_datetime(last_modified)
+        except (TypeError, ValueError):
+            return False
+    return False
+
+
+def serve(request: Request, files: dict[str, DistFile], name: str, last_modified: str,
+          versioned: bool = False) -> Response:
+    """A file of dist/, gzipped from its precompressed twin when the client accepts that."""
+    plain = files[name]
+    chosen, encoding = plain, None
+    gz = files.get(name + ".gz")
+    if gz is not None and "gzip" in request.headers.get("accept-encoding", "").lower():
+        chosen, encoding = gz, "gzip"
+    headers = {
+        "ETag": chosen.etag,
+        "Last-Modified": last_modified,
+        "Cache-Control": VERSIONED_CACHE if versioned else PLAIN_CACHE,
+        "Vary": "Accept-Encoding",
+        "Link": f'</data/{plain.version}/{plain.name}>; rel="alternate"' if not versioned else "",
+    }
+    headers = {k: v for k, v in headers.items() if v}
+    if encoding:
+        headers["Content-Encoding"] = encoding
+    if _not_modified(request, chosen.etag, last_modified):
+        return Response(status_code=304, headers=headers)
+    return FileResponse(chosen.path, media_type=plain.media_type, headers=headers,
+                        content_disposition_type="inline", filename=plain.name)
+
+
+def http_date(iso_date: str) -> str:
+    return format_datetime(datetime.fromisoformat(iso_date).replace(tzinfo=UTC), usegmt=True)

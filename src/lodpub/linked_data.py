@@ -1,0 +1,85 @@
+"""Looking up what the dataset says about one IRI: its triples, what links to it, and labels.
+
+IRIs taken from a URL are only ever used as pyoxigraph terms in pattern lookups,
+never pasted into query text, so a path cannot inject SPARQL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyoxigraph as ox
+
+from .vocab import RDF, RDFS
+
+KINDS = ("measure", "unit", "contact", "strategy", "org", "source")
+
+
+@dataclass
+class Description:
+    iri: str
+    outgoing: list[ox.Triple] = field(default_factory=list)  # the resource's own triples and its #parts'
+    incoming: list[ox.Triple] = field(default_factory=list)  # one page of what links to it
+    incoming_total: int = 0
+
+    def all_triples(self) -> list[ox.Triple]:
+        return self.outgoing + self.incoming
+
+
+def _reading_order(t: ox.Triple, iri: str) -> tuple:
+    """The resource first, then its parts; type and label before the other properties."""
+    p = t.predicate
+    return (t.subject.value != iri, t.subject.value, p != RDF.type, p != RDFS.label, p.value, str(t.object))
+
+
+def read_withdrawn(register: Path, base: str) -> set[str]:
+    """IRIs the register marks withdrawn: they answer 410 Gone, not 404."""
+    gone: set[str] = set()
+    if register.exists():
+        for line in register.read_text(encoding="utf-8").splitlines():
+            cells = line.split("\t")
+            if len(cells) >= 3 and cells[2] == "withdrawn":
+                gone.add(f"{base}id/{cells[0]}/{cells[1]}")
+    return gone
+
+
+class LinkedData:
+    def __init__(self, store: ox.Store, base: str, withdrawn: set[str]):
+        self.store = store
+        self.base = base
+        self.withdrawn = withdrawn
+
+    def exists(self, iri: str) -> bool:
+        node = ox.NamedNode(iri)
+        return next(iter(self.store.quads_for_pattern(node, None, None)), None) is not None
+
+    def describe(self, iri: str, limit: int = 1000, offset: int = 0) -> Description:
+        node = ox.NamedNode(iri)
+        out = Description(iri)
+        parts: list[ox.NamedNode] = []
+        for quad in self.store.quads_for_pattern(node, None, None):
+            out.outgoing.append(quad.triple)
+            o = quad.object
+            if isinstance(o, ox.NamedNode) and o.value.startswith(iri + "#"):
+                parts.append(o)
+        for part in parts:
+            out.outgoing.extend(q.triple for q in self.store.quads_for_pattern(part, None, None))
+        for n, quad in enumerate(self.store.quads_for_pattern(None, None, node)):
+            if offset <= n < offset + limit:
+                out.incoming.append(quad.triple)
+            out.incoming_total = n + 1
+        out.outgoing.sort(key=lambda t: _reading_order(t, iri))
+        return out
+
+    def labels(self, iris: Iterable[str]) -> dict[str, dict[str, str]]:
+        """rdfs:label of each IRI by language ('' for none)."""
+        found: dict[str, dict[str, str]] = {}
+        for iri in set(iris):
+            for quad in self.store.quads_for_pattern(ox.NamedNode(iri), RDFS.label, None):
+                found.setdefault(iri, {})[getattr(quad.object, "language", None) or ""] = quad.object.value
+        return found
+
+    def types(self, iri: str) -> list[str]:
+        return [q.object.value for q in self.store.quads_for_pattern(ox.NamedNode(iri), RDF.type, None)]

@@ -1,0 +1,85 @@
+"""HTML pages for people: Jinja2 templates, readable property labels, links both ways."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import jinja2
+import pyoxigraph as ox
+from markupsafe import Markup, escape
+
+from .vocab import STANDARD_PREFIXES
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+
+# Labels for the standard terms our data uses (our own terms are labelled by the ontology).
+STANDARD_LABELS: dict[str, dict[str, str]] = {
+    STANDARD_PREFIXES["rdf"] + "type": {"ja": "種類", "en": "type"},
+    STANDARD_PREFIXES["rdfs"] + "label": {"ja": "名称", "en": "label"},
+    STANDARD_PREFIXES["org"] + "unitOf": {"ja": "上位組織", "en": "unit of"},
+    STANDARD_PREFIXES["org"] + "FormalOrganization": {"ja": "公式組織", "en": "formal organization"},
+    STANDARD_PREFIXES["skos"] + "notation": {"ja": "番号", "en": "notation"},
+    STANDARD_PREFIXES["dcterms"] + "spatial": {"ja": "地域", "en": "spatial coverage"},
+    STANDARD_PREFIXES["dcterms"] + "title": {"ja": "題名", "en": "title"},
+    STANDARD_PREFIXES["dcat"] + "byteSize": {"ja": "バイト数", "en": "size in bytes"},
+}
+
+
+@dataclass(frozen=True)
+class Alternate:
+    label: str
+    media_type: str
+    href: str
+
+
+def environment() -> jinja2.Environment:
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
+                              trim_blocks=True, lstrip_blocks=True)
+
+
+def pick(labels: dict[str, str] | None, lang: str) -> str:
+    """The label in ``lang``, else Japanese, else any."""
+    if not labels:
+        return ""
+    return labels.get(lang) or labels.get("ja") or labels.get("") or next(iter(labels.values()))
+
+
+def short(iri: str) -> str:
+    for prefix, namespace in STANDARD_PREFIXES.items():
+        if iri.startswith(namespace):
+            return f"{prefix}:{iri[len(namespace):]}"
+    return iri.rsplit("#", 1)[-1] if "#" in iri else iri
+
+
+class Renderer:
+    """Turns triples into labelled rows; ``local`` maps an IRI to the path that serves it, if ours."""
+
+    def __init__(self, term_labels: dict[str, dict[str, str]], lang: str, local: Callable[[str], str | None]):
+        self.term_labels = {**STANDARD_LABELS, **term_labels}
+        self.lang = lang
+        self.local = local
+
+    def term(self, iri: str) -> str:
+        return pick(self.term_labels.get(iri), self.lang) or short(iri)
+
+    def value(self, term, labels: dict[str, dict[str, str]]) -> Markup:
+        if isinstance(term, ox.NamedNode):
+            iri = term.value
+            text = pick(labels.get(iri), self.lang) or (self.term(iri) if iri in self.term_labels else iri)
+            href = self.local(iri) or iri
+            return Markup('<a href="{}">{}</a>').format(href, text)
+        if isinstance(term, ox.Literal):
+            if term.language:
+                return Markup('<span lang="{}">{}</span>').format(term.language, term.value)
+            return escape(term.value)
+        return escape(str(term))
+
+    def rows(self, triples: Sequence[ox.Triple], labels, position: str = "object") -> list[dict]:
+        """Rows of (property label, values), values in the given position, properties in first-seen order."""
+        grouped: dict[str, list] = {}
+        for t in triples:
+            grouped.setdefault(t.predicate.value, []).append(t.object if position == "object" else t.subject)
+        return [{"iri": p, "label": self.term(p), "values": [self.value(v, labels) for v in values]}
+                for p, values in grouped.items()]

@@ -1,0 +1,346 @@
+"""The web server: the SPARQL endpoint, dereferenceable IRIs, pages, and the dumps of dist/.
+
+It reads only what ``lodpub build`` wrote to dist/. One event loop answers HTTP;
+queries run in the engine's worker processes; resource lookups are pattern
+matches on a read-only handle of the same store.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+import time
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import pyoxigraph as ox
+from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+
+from . import downloads, negotiation, pages, results, sparql_endpoint
+from .engine import Engine
+from .linked_data import KINDS, LinkedData, read_withdrawn
+from .settings import Settings
+from .store import ensure_store, open_read_only
+from .vocab import DCTERMS, RDFS, VOID, prefixes
+
+log = logging.getLogger("lodpub.access")
+IDENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+EXTENSIONS = {"ttl": "ttl", "nt": "nt", "jsonld": "jsonld", "rdf": "rdf", "html": "html"}
+DOC_FORMATS = (negotiation.HTML, *negotiation.GRAPH)
+
+
+class Site:
+    """What the server knows about dist/, read once at start."""
+
+    def __init__(self, dist: Path, settings: Settings):
+        self.dist = dist
+        self.settings = settings
+        self.base = settings.base
+        ensure_store(dist)
+        self.store = open_read_only(dist)
+        self.ld = LinkedData(self.store, self.base, read_withdrawn(dist / "register.tsv", self.base))
+        self.files = downloads.index(dist)
+        self.void = [q.triple for q in ox.parse(path=str(dist / "void.ttl"), format=ox.RdfFormat.TURTLE)]
+        dataset = ox.NamedNode(settings.dataset_iri)
+        about = {t.predicate.value: t.object.value for t in self.void if t.subject == dataset}
+        self.triples = int(about[VOID.triples.value])
+        modified = about[DCTERMS.modified.value]
+        self.last_modified = downloads.http_date(modified)
+        self.version = self.files["measures.nt"].version
+        vocabulary = [q.triple for name in ("ontology.ttl", "shapes.ttl")
+                      for q in ox.parse(path=str(dist / name), format=ox.RdfFormat.TURTLE)]
+        self.vocabulary = vocabulary
+        self.term_labels: dict[str, dict[str, str]] = {}
+        for t in vocabulary:
+            if t.predicate == RDFS.label and isinstance(t.subject, ox.NamedNode):
+                self.term_labels.setdefault(t.subject.value, {})[t.object.language or ""] = t.object.value
+        self.templates = pages.environment()
+        self.engine = Engine(dist / "store", settings.workers, settings.query_timeout,
+                             settings.result_cache_mb * 1024 * 1024)
+
+    def local(self, iri: str) -> str | None:
+        return "/" + iri[len(self.base):] if iri.startswith(self.base) else None
+
+    def language(self, request: Request) -> str:
+        asked = request.query_params.get("lang")
+        if asked in ("ja", "en"):
+            return asked
+        accept = request.headers.get("accept-language", "")
+        for part in accept.split(","):
+            tag = part.split(";")[0].strip().lower()
+            if tag.startswith("ja"):
+                return "ja"
+            if tag.startswith("en"):
+                return "en"
+        return "ja"
+
+    def render(self, request: Request, template: str, status: int = 200, **context) -> HTMLResponse:
+        lang = self.language(request)
+        context.setdefault("alternates", [])
+        html = self.templates.get_template(template).render(
+            lang=lang, site_title=self.settings.title_ja if lang == "ja" else self.settings.title_en,
+            license=self.settings.license, **context)
+        return HTMLResponse(html, status_code=status, headers={"Vary": "Accept, Accept-Language"})
+
+    def rdf(self, triples: list[ox.Triple], fmt: negotiation.Format, headers: dict[str, str]) -> Response:
+        body = results.graph(triples, fmt.name, results.used_prefixes(triples, prefixes(self.base)))
+        media = fmt.media_type + ("; charset=utf-8" if fmt.media_type.startswith("text/") else "")
+        return Response(body, media_type=media, headers=headers)
+
+
+def message(site: Site, request: Request, status: int, title: str, text: str, iri: str = "") -> Response:
+    """An error or notice: HTML for a browser, plain text for everyone else."""
+    if "text/html" in request.headers.get("accept", ""):
+        return site.render(request, "message.html", status, title=title, message=text, iri=iri)
+    return sparql_endpoint.text(status, f"{title}: {text}")
+
+
+def create_app(dist: Path, settings: Settings) -> FastAPI:
+    site = Site(dist, settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        site.engine.start()
+        yield
+        site.engine.stop()
+
+    app = FastAPI(title="lodpub", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.site = site
+
+    @app.exception_handler(Exception)
+    async def internal_error(request: Request, exc: Exception) -> Response:
+        logging.getLogger("lodpub").exception("internal error on %s", request.url.path)
+        return sparql_endpoint.text(500, "internal error: the request could not be answered")
+
+    @app.exception_handler(sparql_endpoint.ProtocolError)
+    async def protocol_error(request: Request, exc: sparql_endpoint.ProtocolError) -> Response:
+        return sparql_endpoint.text(exc.status, str(exc), exc.headers)
+
+    @app.api_route("/sparql", methods=["GET", "POST", "HEAD"])
+    async def sparql(request: Request) -> Response:
+        if request.method != "POST" and "query" not in request.query_params:
+            return service_description(request)
+        return await sparql_endpoint.answer(request, settings, site.engine, settings.dataset_iri)
+
+    def service_description(request: Request) -> Response:
+        if "update" in request.query_params:
+            raise sparql_endpoint.ProtocolError(403, "this endpoint is read-only: SPARQL Update is not accepted")
+        try:
+            fmt = negotiation.choose(DOC_FORMATS, request.headers.get("accept"), request.query_params.get("format"))
+        except negotiation.NotAcceptable as exc:
+            raise sparql_endpoint.ProtocolError(406, str(exc)) from None
+        if fmt is negotiation.HTML:
+            example = (f"PREFIX lp: <{site.base}def/lodpub#>\n"
+                       "PREFIX rdfs: <http://www.w3.org/2000/01/rdf-schema#>\n\n"
+                       "SELECT ?measure ?name WHERE {\n  ?measure a lp:Measure ; rdfs:label ?name .\n}\nLIMIT 20\n")
+            return site.render(request, "sparql.html", title="SPARQL", example=example,
+                               timeout=settings.query_timeout, max_rows=settings.max_rows,
+                               formats=[f.name for f in (*negotiation.SOLUTIONS, *negotiation.GRAPH)])
+        return site.rdf(sparql_endpoint.service_description(settings, site.triples), fmt, {"Vary": "Accept"})
+
+    @app.get("/health")
+    async def health() -> JSONResponse:
+        engine = site.engine
+        return JSONResponse({"status": "ok", "dataset": site.version, "triples": site.triples,
+                             "workers": engine.workers, "running": engine.running, "timeouts": engine.timeouts,
+                             "cache": {"entries": len(engine.cache.items), "bytes": engine.cache.size,
+                                       "hits": engine.cache.hits, "misses": engine.cache.misses}})
+
+    @app.api_route("/id/{kind}/{ident}", methods=["GET", "HEAD"])
+    async def identifier(request: Request, kind: str, ident: str) -> Response:
+        iri = f"{site.base}id/{kind}/{ident}"
+        status = await run_in_threadpool(resource_status, kind, ident, iri)
+        if status == 200:
+            return RedirectResponse(f"/doc/{kind}/{ident}", status_code=303, headers={"Vary": "Accept"})
+        return not_found(request, status, iri)
+
+    def resource_status(kind: str, ident: str, iri: str) -> int:
+        if kind not in KINDS or not IDENT.match(ident):
+            return 404
+        if iri in site.ld.withdrawn:
+            return 410
+        return 200 if site.ld.exists(iri) else 404
+
+    def not_found(request: Request, status: int, iri: str) -> Response:
+        if status == 410:
+            return message(site, request, 410, "Gone", "この資源は取り下げられました。 This resource has been "
+                           "withdrawn; its IRI will never be reused.", iri)
+        return message(site, request, 404, "Not Found", "この IRI は当データセットにありません。 No such "
+                       "resource in this dataset.", iri)
+
+    @app.api_route("/doc/{kind}/{ident}", methods=["GET", "HEAD"])
+    async def document(request: Request, kind: str, ident: str) -> Response:
+        stem, _, ext = ident.rpartition(".") if "." in ident and ident.rsplit(".", 1)[1] in EXTENSIONS \
+            else (ident, "", "")
+        iri = f"{site.base}id/{kind}/{stem}"
+        status = await run_in_threadpool(resource_status, kind, stem, iri)
+        if status != 200:
+            return not_found(request, status, iri)
+        fmt = _negotiate(request, ext)
+        path = f"/doc/{kind}/{stem}"
+        headers = {"Vary": "Accept", "Content-Location": f"{path}.{fmt.name}"}
+        if fmt is negotiation.HTML:
+            page = max(1, int(request.query_params.get("page", "1") or 1)) if \
+                request.query_params.get("page", "1").isdigit() else 1
+            description = await run_in_threadpool(site.ld.describe, iri, settings.page_size, (page - 1) * settings.page_size)
+            response = resource_page(request, description, page, path)
+            response.headers.update(headers)
+            return response
+        description = await run_in_threadpool(site.ld.describe, iri)
+        return site.rdf(description.all_triples(), fmt, headers)
+
+    def resource_page(request: Request, description, page: int, path: str) -> HTMLResponse:
+        lang = site.language(request)
+        renderer = pages.Renderer(site.term_labels, lang, site.local)
+        own = [t for t in description.outgoing if t.subject.value == description.iri]
+        parts = {}
+        for t in description.outgoing:
+            if t.subject.value != description.iri:
+                parts.setdefault(t.subject.value, []).append(t)
+        iris = [t.object.value for t in description.all_triples() if isinstance(t.object, ox.NamedNode)]
+        iris += [t.subject.value for t in description.incoming] + [description.iri]
+        labels = site.ld.labels(iris)
+        title = pages.pick(labels.get(description.iri), lang) or description.iri.rsplit("/", 2)[-2:][0]
+        english = labels.get(description.iri, {}).get("en")
+        alternates = [pages.Alternate(name, f.media_type, f"{path}.{f.name}")
+                      for name, f in (("Turtle", negotiation.GRAPH[0]), ("N-Triples", negotiation.GRAPH[1]),
+                                      ("JSON-LD", negotiation.GRAPH[2]), ("RDF/XML", negotiation.GRAPH[3]))]
+        return site.render(
+            request, "resource.html", title=title, subtitle=english if lang == "ja" else None, iri=description.iri,
+            alternates=alternates, properties=renderer.rows(own, labels),
+            parts=[{"anchor": iri.rsplit("#", 1)[-1], "title": iri.rsplit("#", 1)[-1],
+                    "properties": renderer.rows(triples, labels)} for iri, triples in parts.items()],
+            incoming=renderer.rows(description.incoming, labels, position="subject"),
+            incoming_total=description.incoming_total, page=page,
+            pages=max(1, math.ceil(description.incoming_total / settings.page_size)))
+
+    def _negotiate(request: Request, ext: str) -> negotiation.Format:
+        try:
+            return negotiation.choose(DOC_FORMATS, request.headers.get("accept"),
+                                      EXTENSIONS.get(ext) or request.query_params.get("format"))
+        except negotiation.NotAcceptable as exc:
+            raise sparql_endpoint.ProtocolError(406, str(exc)) from None
+
+    @app.api_route("/def/{name}", methods=["GET", "HEAD"])
+    async def vocabulary(request: Request, name: str) -> Response:
+        stem, _, ext = name.partition(".")
+        source = {"lodpub": "ontology.ttl", "shapes": "shapes.ttl"}.get(stem)
+        if source is None:
+            return not_found(request, 404, f"{site.base}def/{name}")
+        fmt = _negotiate(request, ext)
+        headers = {"Vary": "Accept", "Content-Location": f"/def/{stem}.{fmt.name}"}
+        if fmt is negotiation.HTML:
+            return vocabulary_page(request, stem)
+        if fmt.name == "ttl":
+            return downloads.serve(request, site.files, source, site.last_modified)
+        triples = [q.triple for q in ox.parse(path=str(dist / source), format=ox.RdfFormat.TURTLE)]
+        return site.rdf(triples, fmt, headers)
+
+    def vocabulary_page(request: Request, stem: str) -> HTMLResponse:
+        lang = site.language(request)
+        renderer = pages.Renderer(site.term_labels, lang, site.local)
+        namespace = f"{site.base}def/{stem}"
+        by_subject: dict[str, list[ox.Triple]] = {}
+        for t in site.vocabulary:
+            if isinstance(t.subject, ox.NamedNode) and t.subject.value.startswith(namespace):
+                by_subject.setdefault(t.subject.value, []).append(t)
+        labels = {iri: site.term_labels.get(iri, {}) for iri in by_subject}
+        header = by_subject.pop(namespace, [])
+        return site.render(
+            request, "resource.html", title=pages.pick(labels.get(namespace), lang) or stem, iri=namespace,
+            alternates=[pages.Alternate("Turtle", "text/turtle", f"/def/{stem}.ttl")],
+            properties=renderer.rows(header, labels),
+            parts=[{"anchor": iri.rsplit("#", 1)[-1], "title": f"{pages.pick(labels.get(iri), lang)} "
+                    f"({iri.rsplit('#', 1)[-1]})", "properties": renderer.rows(triples, labels)}
+                   for iri, triples in sorted(by_subject.items())],
+            incoming=[], incoming_total=0, page=1, pages=1)
+
+    @app.api_route("/", methods=["GET", "HEAD"])
+    @app.api_route("/data/measures", methods=["GET", "HEAD"])
+    @app.api_route("/.well-known/void", methods=["GET", "HEAD"])
+    async def dataset(request: Request) -> Response:
+        ext = request.query_params.get("format", "")
+        fmt = _negotiate(request, ext)
+        if fmt is negotiation.HTML:
+            return landing(request)
+        if fmt.name == "ttl":
+            return downloads.serve(request, site.files, "void.ttl", site.last_modified)
+        return site.rdf(site.void, fmt, {"Vary": "Accept"})
+
+    def landing(request: Request) -> HTMLResponse:
+        lang = site.language(request)
+        counts = {}
+        for t in site.void:
+            if t.predicate == VOID.entities:
+                counts[t.subject.value.rsplit("-", 1)[-1]] = int(t.object.value)
+        names = {"Measure": ("施策", "measures"), "Strategy": ("戦略", "strategies"), "Bureau": ("局", "bureaus"),
+                 "Division": ("部", "divisions"), "Section": ("課", "sections"),
+                 "ContactPoint": ("連絡先", "contact points")}
+        rows = [(names[k][0 if lang == "ja" else 1], counts.get(k, 0)) for k in names]
+        rows.append(("トリプル" if lang == "ja" else "triples", site.triples))
+        files = [{"name": f.name, "href": f"/data/{f.name}", "size": f.size, "sha256": f.sha256,
+                  "media_type": f.media_type.split(";")[0]} for f in site.files.values()]
+        return site.render(request, "landing.html",
+                           title=settings.title_ja if lang == "ja" else settings.title_en,
+                           subtitle=settings.title_en if lang == "ja" else None,
+                           description=settings.description_ja if lang == "ja" else settings.description_en,
+                           counts=rows, downloads=files,
+                           alternates=[pages.Alternate("Turtle", "text/turtle", "/data/void.ttl")])
+
+    @app.api_route("/data/{name}", methods=["GET", "HEAD"])
+    async def download(request: Request, name: str) -> Response:
+        if name not in site.files:
+            return not_found(request, 404, f"{site.base}data/{name}")
+        return downloads.serve(request, site.files, name, site.last_modified)
+
+    @app.api_route("/data/{version}/{name}", methods=["GET", "HEAD"])
+    async def versioned_download(request: Request, version: str, name: str) -> Response:
+        found = site.files.get(name)
+        if found is None or found.version != version:
+            return not_found(request, 404, f"{site.base}data/{version}/{name}")
+        return downloads.serve(request, site.files, name, site.last_modified, versioned=True)
+
+    app.add_middleware(CORSMiddleware, allow_origins=["*"], allow_credentials=False,
+                       allow_methods=["GET", "POST", "HEAD", "OPTIONS"], allow_headers=["*"],
+                       expose_headers=["X-SPARQL-MaxRows", "Warning", "Content-Location", "ETag"])
+    return AccessLog(app)
+
+
+class AccessLog:
+    """One JSON line per request on the ``lodpub.access`` logger: method, path, status, bytes, milliseconds."""
+
+    def __init__(self, app):
+        self.app = app
+        self.state = app.state
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        start = time.perf_counter()
+        seen = {"status": 0, "bytes": 0}
+
+        async def sending(event):
+            if event["type"] == "http.response.start":
+                seen["status"] = event["status"]
+                headers = event.setdefault("headers", [])
+                if not any(name.lower() == b"access-control-allow-origin" for name, _ in headers):
+                    headers.append((b"access-control-allow-origin", b"*"))  # every answer is public
+            elif event["type"] == "http.response.body":
+                seen["bytes"] += len(event.get("body", b""))
+            await send(event)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            if log.isEnabledFor(logging.INFO):
+                client = scope.get("client") or ("", 0)
+                log.info(json.dumps({"method": scope["method"], "path": scope["path"],
+                                     "query": scope.get("query_string", b"").decode("latin-1")[:200],
+                                     "status": seen["status"], "bytes": seen["bytes"],
+                                     "ms": round((time.perf_counter() - start) * 1000, 1), "client": client[0]}))

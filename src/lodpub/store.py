@@ -1,0 +1,58 @@
+"""The query store: the dataset in an on-disk pyoxigraph store, built once, opened read-only by every reader.
+
+It lives in ``dist/store/`` and is a cache of ``measures.nt`` (not a distribution;
+it is not committed): ``SOURCE`` inside it records the SHA-256 of the N-Triples it
+was loaded from, so a server can tell when it must be rebuilt.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pyoxigraph as ox
+
+from .publish import sha256_file
+
+STORE_DIR = "store"
+DUMP_NT = "measures.nt"
+MARKER = "SOURCE"
+
+
+def build_store(dist: Path) -> Path:
+    """Load ``dist/measures.nt`` into ``dist/store`` (replacing any previous one, atomically)."""
+    dump = dist / DUMP_NT
+    target = dist / STORE_DIR
+    tmp = Path(tempfile.mkdtemp(dir=dist, prefix=".store-new-"))
+    try:
+        store = ox.Store(str(tmp))
+        store.bulk_load(path=str(dump), format=ox.RdfFormat.N_TRIPLES)
+        store.flush()
+        store.optimize()
+        del store
+        gc.collect()  # RocksDB closes when the last handle goes; rename only after that
+        (tmp / MARKER).write_text(sha256_file(dump) + "\n")
+        if target.exists():
+            shutil.rmtree(target)
+        os.rename(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target
+
+
+def store_is_current(dist: Path) -> bool:
+    marker = dist / STORE_DIR / MARKER
+    return marker.exists() and marker.read_text().strip() == sha256_file(dist / DUMP_NT)
+
+
+def ensure_store(dist: Path) -> Path:
+    """The store for ``dist``, built first if it is missing or older than the dump."""
+    return dist / STORE_DIR if store_is_current(dist) else build_store(dist)
+
+
+def open_read_only(dist: Path) -> ox.Store:
+    return ox.Store.read_only(str(dist / STORE_DIR))

@@ -1,0 +1,79 @@
+"""The dumps over HTTP: right types, content-hash ETags, 304, ranges, gzip, versioned immutable URLs."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+
+import httpx
+import rdflib
+from conftest import BASE
+
+
+def test_each_file_has_its_type_and_a_content_hash_etag(server, served_dist):
+    for name, media in (("measures.ttl", "text/turtle"), ("measures.nt", "application/n-triples"),
+                        ("measures.jsonld", "application/ld+json"), ("void.ttl", "text/turtle"),
+                        ("context.jsonld", "application/ld+json")):
+        response = httpx.get(f"{server.url}/data/{name}", headers={"Accept-Encoding": "identity"})
+        assert response.status_code == 200
+        assert response.headers["content-type"].split(";")[0] == media
+        body = (served_dist / name).read_bytes()
+        assert response.content == body
+        assert response.headers["etag"] == f'"{hashlib.sha256(body).hexdigest()[:32]}"'
+        assert response.headers["last-modified"].endswith("GMT")
+
+
+def test_conditional_get_gives_304(server):
+    first = httpx.get(f"{server.url}/data/measures.nt", headers={"Accept-Encoding": "identity"})
+    again = httpx.get(f"{server.url}/data/measures.nt",
+                      headers={"If-None-Match": first.headers["etag"], "Accept-Encoding": "identity"})
+    assert again.status_code == 304 and again.content == b""
+    since = httpx.get(f"{server.url}/data/measures.nt",
+                      headers={"If-Modified-Since": first.headers["last-modified"], "Accept-Encoding": "identity"})
+    assert since.status_code == 304
+
+
+def test_range_requests(server, served_dist):
+    body = (served_dist / "measures.nt").read_bytes()
+    part = httpx.get(f"{server.url}/data/measures.nt", headers={"Range": "bytes=10-99", "Accept-Encoding": "identity"})
+    assert part.status_code == 206
+    assert part.content == body[10:100]
+    assert part.headers["content-range"] == f"bytes 10-99/{len(body)}"
+    beyond = httpx.get(f"{server.url}/data/measures.nt",
+                       headers={"Range": f"bytes={len(body) + 10}-", "Accept-Encoding": "identity"})
+    assert beyond.status_code == 416
+
+
+def test_gzip_is_served_from_the_precompressed_file(server, served_dist):
+    response = httpx.get(f"{server.url}/data/measures.ttl", headers={"Accept-Encoding": "gzip"})
+    assert response.headers["content-encoding"] == "gzip"
+    assert "Accept-Encoding" in response.headers["vary"]
+    assert response.content == (served_dist / "measures.ttl").read_bytes()  # httpx decoded it
+    raw = httpx.get(f"{server.url}/data/measures.ttl.gz")
+    assert gzip.decompress(raw.content) == (served_dist / "measures.ttl").read_bytes()
+
+
+def test_versioned_urls_are_immutable(server, served_dist):
+    digest = hashlib.sha256((served_dist / "measures.nt").read_bytes()).hexdigest()
+    plain = httpx.get(f"{server.url}/data/measures.nt", headers={"Accept-Encoding": "identity"})
+    assert f"</data/{digest[:12]}/measures.nt>" in plain.headers["link"]
+    versioned = httpx.get(f"{server.url}/data/{digest[:12]}/measures.nt", headers={"Accept-Encoding": "identity"})
+    assert versioned.status_code == 200
+    assert versioned.headers["cache-control"] == "public, max-age=31536000, immutable"
+    assert httpx.get(f"{server.url}/data/000000000000/measures.nt").status_code == 404
+
+
+def test_the_dataset_description_by_conneg_and_at_well_known_void(server):
+    for path in ("/.well-known/void", "/data/measures", "/"):
+        response = httpx.get(server.url + path, headers={"Accept": "text/turtle"})
+        assert response.status_code == 200
+        graph = rdflib.Graph().parse(data=response.text, format="turtle")
+        assert (rdflib.URIRef(f"{BASE}data/measures"), rdflib.URIRef("http://rdfs.org/ns/void#sparqlEndpoint"),
+                rdflib.URIRef(f"{BASE}sparql")) in graph
+    landing = httpx.get(server.url + "/", headers={"Accept": "text/html"})
+    assert "東京都 施策一覧" in landing.text and "measures.nt" in landing.text
+
+
+def test_health(server):
+    health = httpx.get(f"{server.url}/health").json()
+    assert health["status"] == "ok" and health["triples"] > 400 and health["workers"] == 2

@@ -1,0 +1,177 @@
+"""The SPARQL 1.1 Protocol at /sparql, spoken to a real server by real clients."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import xml.etree.ElementTree as ET
+from urllib.parse import quote
+
+import httpx
+import pytest
+import rdflib
+from conftest import BASE
+
+PREFIX = f"PREFIX lp: <{BASE}def/lodpub#> PREFIX rdfs: <http://www.w3.org/2000/01/rdf-schema#> "
+COUNT = PREFIX + "SELECT (COUNT(?m) AS ?n) WHERE { ?m a lp:Measure }"
+NAMES = PREFIX + "SELECT ?m ?name WHERE { ?m a lp:Measure ; rdfs:label ?name } ORDER BY ?name"
+CONSTRUCT = PREFIX + "CONSTRUCT { ?m rdfs:label ?name } WHERE { ?m a lp:Measure ; rdfs:label ?name }"
+RESULTS = "{http://www.w3.org/2005/sparql-results#}"
+
+
+def count_of(response: httpx.Response) -> int:
+    return int(response.json()["results"]["bindings"][0]["n"]["value"])
+
+
+# ------------------------------------------------------------------ the three request forms
+
+def test_get_post_form_and_post_query_give_the_same_answer(server):
+    get = httpx.get(f"{server.url}/sparql", params={"query": COUNT})
+    form = httpx.post(f"{server.url}/sparql", data={"query": COUNT})
+    direct = httpx.post(f"{server.url}/sparql", content=COUNT.encode(),
+                        headers={"Content-Type": "application/sparql-query"})
+    for response in (get, form, direct):
+        assert response.status_code == 200
+        assert response.headers["content-type"] == "application/sparql-results+json"
+        assert count_of(response) == 19  # 20 rows, one withdrawn
+
+
+def test_default_graph_uri_naming_the_dataset_is_accepted_and_others_refused(server):
+    ok = httpx.get(f"{server.url}/sparql", params={"query": COUNT, "default-graph-uri": f"{BASE}data/measures"})
+    assert count_of(ok) == 19
+    refused = httpx.get(f"{server.url}/sparql", params={"query": COUNT, "named-graph-uri": "file:///etc/passwd"})
+    assert refused.status_code == 400
+    assert "<file:///etc/passwd> is not served here and nothing is fetched" in refused.text
+
+
+# ------------------------------------------------------------------ formats, parsed back
+
+@pytest.mark.parametrize("accept", ["application/sparql-results+json", "application/sparql-results+xml",
+                                    "text/csv", "text/tab-separated-values"])
+def test_select_in_every_results_format(server, accept):
+    response = httpx.get(f"{server.url}/sparql", params={"query": NAMES}, headers={"Accept": accept})
+    assert response.status_code == 200
+    assert response.headers["content-type"].split(";")[0] == accept
+    if accept.endswith("json"):
+        names = [b["name"]["value"] for b in response.json()["results"]["bindings"]]
+    elif accept.endswith("xml"):
+        root = ET.fromstring(response.content)
+        names = [b.find(f"{RESULTS}literal").text for b in root.iter(f"{RESULTS}binding") if b.get("name") == "name"]
+    elif accept == "text/csv":
+        rows = list(csv.reader(io.StringIO(response.text)))
+        assert rows[0] == ["m", "name"]
+        names = [r[1] for r in rows[1:]]
+    else:
+        lines = response.text.splitlines()
+        assert lines[0] == "?m\t?name"
+        names = [rdflib.util.from_n3(line.split("\t")[1]).value for line in lines[1:]]
+    assert len(names) == 19
+    assert names == sorted(names)
+    assert "まちづくり推進コンシェルジュ" not in names  # the withdrawn one
+
+
+@pytest.mark.parametrize(("accept", "parser"), [("text/turtle", "turtle"), ("application/n-triples", "nt"),
+                                                ("application/ld+json", "json-ld"),
+                                                ("application/rdf+xml", "xml")])
+def test_construct_in_every_graph_format(server, accept, parser):
+    response = httpx.get(f"{server.url}/sparql", params={"query": CONSTRUCT}, headers={"Accept": accept})
+    assert response.status_code == 200
+    assert response.headers["content-type"].split(";")[0] == accept
+    graph = rdflib.Graph().parse(data=response.content, format=parser)
+    assert len(graph) == 19
+
+
+def test_ask(server):
+    for accept, expected in (("application/sparql-results+json", '"boolean": true'),
+                             ("application/sparql-results+xml", "<boolean>true</boolean>")):
+        query = PREFIX + 'ASK { ?m rdfs:label "産業サポートスクエア・TAMA"@ja }'
+        response = httpx.get(f"{server.url}/sparql", params={"query": query}, headers={"Accept": accept})
+        assert expected in response.text
+
+
+# ------------------------------------------------------------------ content negotiation
+
+@pytest.mark.parametrize(("accept", "expected"), [
+    ("", "application/sparql-results+json"),
+    ("*/*", "application/sparql-results+json"),
+    ("text/*", "text/csv"),
+    ("text/csv;q=0.5, application/sparql-results+xml;q=0.9", "application/sparql-results+xml"),
+    ("application/sparql-results+json;q=0.1, text/tab-separated-values", "text/tab-separated-values"),
+    ("text/html, application/xhtml+xml, application/xml;q=0.9, */*;q=0.8", "application/sparql-results+xml"),
+    ("application/json", "application/sparql-results+json"),
+])
+def test_content_negotiation_matrix(server, accept, expected):
+    response = httpx.get(f"{server.url}/sparql", params={"query": COUNT}, headers={"Accept": accept})
+    assert response.status_code == 200
+    assert response.headers["content-type"].split(";")[0] == expected
+    assert "Accept" in response.headers["vary"]
+
+
+def test_nothing_acceptable_is_406_and_format_parameter_overrides(server):
+    refused = httpx.get(f"{server.url}/sparql", params={"query": COUNT}, headers={"Accept": "image/png"})
+    assert refused.status_code == 406
+    assert "application/sparql-results+json" in refused.text
+    chosen = httpx.get(f"{server.url}/sparql", params={"query": COUNT, "format": "csv"},
+                       headers={"Accept": "image/png"})
+    assert (chosen.status_code, chosen.text) == (200, "n\r\n19\r\n")
+
+
+def test_service_description_for_an_rdf_client(server):
+    response = httpx.get(f"{server.url}/sparql", headers={"Accept": "text/turtle"})
+    assert response.status_code == 200
+    graph = rdflib.Graph().parse(data=response.text, format="turtle")
+    sd = rdflib.Namespace("http://www.w3.org/ns/sparql-service-description#")
+    assert (None, sd.endpoint, rdflib.URIRef(f"{BASE}sparql")) in graph
+    assert (None, sd.supportedLanguage, sd.SPARQL11Query) in graph
+
+
+def test_cors_on_read_endpoints(server):
+    for path in ("/sparql?query=" + quote(COUNT), "/doc/measure/1", "/data/measures.nt", "/.well-known/void"):
+        assert httpx.get(server.url + path).headers["access-control-allow-origin"] == "*"
+    preflight = httpx.options(f"{server.url}/sparql", headers={
+        "Origin": "https://portal.example", "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "content-type"})
+    assert preflight.status_code == 200
+    assert preflight.headers["access-control-allow-origin"] == "*"
+    assert "access-control-allow-credentials" not in preflight.headers
+
+
+def test_sparqlwrapper_as_a_real_client(server):
+    from SPARQLWrapper import JSON, SPARQLWrapper
+    client = SPARQLWrapper(f"{server.url}/sparql")
+    client.setQuery(COUNT)
+    client.setReturnFormat(JSON)
+    assert client.query().convert()["results"]["bindings"][0]["n"]["value"] == "19"
+    client.setMethod("POST")
+    assert client.query().convert()["results"]["bindings"][0]["n"]["value"] == "19"
+
+
+# ------------------------------------------------------------------ errors and limits
+
+def test_a_malformed_query_gets_400_with_the_position(server):
+    response = httpx.get(f"{server.url}/sparql", params={"query": "SELECT * WHERE { ?s ?p "})
+    assert response.status_code == 400
+    assert response.text.startswith("the query is not valid SPARQL: error at 1:24:")
+    assert "Traceback" not in response.text and "/work" not in response.text and "site-packages" not in response.text
+
+
+def test_the_row_cap_truncates_visibly(server):
+    query = "SELECT ?s ?p ?o WHERE { ?s ?p ?o }"
+    response = httpx.get(f"{server.url}/sparql", params={"query": query})
+    body = response.json()
+    assert len(body["results"]["bindings"]) == 100
+    assert response.headers["x-sparql-maxrows"] == "100"
+    assert "truncated" in response.headers["warning"]
+    assert body["head"]["link"] == [f"{BASE}sparql#truncated"]
+    small = httpx.get(f"{server.url}/sparql", params={"query": NAMES})
+    assert "x-sparql-maxrows" not in small.headers
+
+
+def test_a_query_missing_is_400_and_a_wrong_content_type_is_415(server):
+    missing = httpx.post(f"{server.url}/sparql", data={"format": "json"})
+    assert missing.status_code == 400
+    assert missing.text.startswith("no query given")
+    response = httpx.post(f"{server.url}/sparql", content=b"x", headers={"Content-Type": "text/plain"})
+    assert response.status_code == 415
+    assert "application/sparql-query" in response.text
