@@ -7,6 +7,7 @@ import hashlib
 
 import httpx
 import rdflib
+
 from conftest import BASE
 
 

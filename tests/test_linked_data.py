@@ -7,6 +7,7 @@ import re
 import httpx
 import pytest
 import rdflib
+
 from conftest import BASE
 
 RDF_TYPES = {"text/turtle": "turtle", "application/ld+json": "json-ld", "application/n-triples": "nt",

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import rdflib
-from conftest import BASE
 
 from lodpub.resources import ONTOLOGY, resource_path
+
+from conftest import BASE
 
 LP = rdflib.Namespace(f"{BASE}def/lodpub#")
 OWL, RDFS = rdflib.OWL, rdflib.RDFS

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import xml.etree.ElementTree as ET
 from urllib.parse import quote
 
 import httpx
 import pytest
 import rdflib
+
 from conftest import BASE
 
 PREFIX = f"PREFIX lp: <{BASE}def/lodpub#> PREFIX rdfs: <http://www.w3.org/2000/01/rdf-schema#> "

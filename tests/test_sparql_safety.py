@@ -7,6 +7,7 @@ import socket
 import time
 
 import httpx
+
 from conftest import BASE
 
 PREFIX = f"PREFIX lp: <{BASE}def/lodpub#> "

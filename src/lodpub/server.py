@@ -186,9 +186,10 @@ def create_app(dist: Path, settings: Settings) -> FastAPI:
         path = f"/doc/{kind}/{stem}"
         headers = {"Vary": "Accept", "Content-Location": f"{path}.{fmt.name}"}
         if fmt is negotiation.HTML:
-            page = max(1, int(request.query_params.get("page", "1") or 1)) if \
-                request.query_params.get("page", "1").isdigit() else 1
-            description = await run_in_threadpool(site.ld.describe, iri, settings.page_size, (page - 1) * settings.page_size)
+            asked = request.query_params.get("page", "1")
+            page = max(1, int(asked)) if asked.isdigit() else 1
+            size = settings.page_size
+            description = await run_in_threadpool(site.ld.describe, iri, size, (page - 1) * size)
             response = resource_page(request, description, page, path)
             response.headers.update(headers)
             return response
