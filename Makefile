@@ -20,7 +20,7 @@ build: install
 	$(BIN)/lodpub build
 
 serve: build
-	@echo "dist/ is built and valid. Serving over HTTP arrives with the next issue (lodpub serve)."
+	$(BIN)/lodpub serve
 
 lint: install
 	$(BIN)/ruff check src tests bench

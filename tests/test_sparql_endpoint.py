@@ -175,3 +175,15 @@ def test_a_query_missing_is_400_and_a_wrong_content_type_is_415(server):
     response = httpx.post(f"{server.url}/sparql", content=b"x", headers={"Content-Type": "text/plain"})
     assert response.status_code == 415
     assert "application/sparql-query" in response.text
+
+
+def test_the_in_memory_query_store_answers_the_same(served_dist, server):
+    from conftest import Server
+    memory = Server(served_dist, {"LODPUB_QUERY_STORE": "memory", "LODPUB_WORKERS": "1"})
+    try:
+        for query in (COUNT, NAMES):
+            a = httpx.get(f"{server.url}/sparql", params={"query": query})
+            b = httpx.get(f"{memory.url}/sparql", params={"query": query})
+            assert a.json() == b.json()
+    finally:
+        memory.stop()

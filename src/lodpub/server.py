@@ -61,7 +61,10 @@ class Site:
             if t.predicate == RDFS.label and isinstance(t.subject, ox.NamedNode):
                 self.term_labels.setdefault(t.subject.value, {})[t.object.language or ""] = t.object.value
         self.templates = pages.environment()
-        self.engine = Engine(dist / "store", settings.workers, settings.query_timeout,
+        if settings.query_store not in ("disk", "memory"):
+            raise ValueError(f"query_store must be 'disk' or 'memory', not {settings.query_store!r}")
+        self.engine = Engine(dist / "store", dist / "measures.nt", settings.query_store == "memory",
+                             settings.workers, settings.query_timeout,
                              settings.result_cache_mb * 1024 * 1024)
 
     def local(self, iri: str) -> str | None:

@@ -43,6 +43,7 @@ class Settings:
     max_response_bytes: int = 100_000_000
     result_cache_mb: int = 64  # 0 switches the result cache off
     workers: int = 0  # 0: one per core
+    query_store: str = "disk"  # disk: shared read-only store; memory: faster, a copy per worker
     page_size: int = 50  # links listed per page on a resource's HTML page
 
     @property
