@@ -98,7 +98,7 @@ def test_ask(server):
     ("text/*", "text/csv"),
     ("text/csv;q=0.5, application/sparql-results+xml;q=0.9", "application/sparql-results+xml"),
     ("application/sparql-results+json;q=0.1, text/tab-separated-values", "text/tab-separated-values"),
-    ("text/html, application/xhtml+xml, application/xml;q=0.9, */*;q=0.8", "application/sparql-results+xml"),
+    ("application/xhtml+xml;q=0.5, application/xml;q=0.9, */*;q=0.8", "application/sparql-results+xml"),
     ("application/json", "application/sparql-results+json"),
 ])
 def test_content_negotiation_matrix(server, accept, expected):
@@ -187,3 +187,12 @@ def test_the_in_memory_query_store_answers_the_same(served_dist, server):
             assert a.json() == b.json()
     finally:
         memory.stop()
+
+
+def test_a_browser_following_a_query_link_gets_the_editor_with_the_query(server):
+    browser = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+    response = httpx.get(f"{server.url}/sparql", params={"query": COUNT}, headers={"Accept": browser})
+    assert response.headers["content-type"].startswith("text/html")
+    assert '<div id="yasgui">' in response.text and "COUNT(?m)" in response.text
+    forced = httpx.get(f"{server.url}/sparql", params={"query": COUNT, "format": "json"}, headers={"Accept": browser})
+    assert count_of(forced) == 19

@@ -23,7 +23,7 @@ from .register import Register
 from .resources import ENGLISH_NAMES, resource_path
 from .settings import Settings
 from .source import EncodingError, SourceFile, read
-from .store import build_store
+from .store import build_store, ensure_search_index, open_read_only
 from .vocab import RDFS, prefixes
 
 DUMP = "measures"
@@ -211,6 +211,9 @@ def _write_dist(tmp: Path, triples, settings: Settings, rules: validation.Rules,
         raise GraphInvalid(validation.describe_findings(found, str))
     publish.write_turtle(tmp / "void.ttl", description, prefixes(base) | {"data": f"{base}data/"})
     build_store(tmp)
+    store = open_read_only(tmp)
+    ensure_search_index(tmp, store, base)
+    del store
 
 
 def _describer(graph, base: str) -> Callable[[str], str]:

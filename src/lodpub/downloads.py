@@ -11,6 +11,8 @@ from pathlib import Path
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 
+from .store import CACHES
+
 MEDIA_TYPES = {
     ".ttl": "text/turtle; charset=utf-8",
     ".nt": "application/n-triples",
@@ -46,7 +48,7 @@ def index(dist: Path) -> dict[str, DistFile]:
     """Every published file (not the query store), with its checksum, read once at start."""
     files = {}
     for path in sorted(dist.iterdir()):
-        if path.is_file() and not path.name.startswith("."):
+        if path.is_file() and not path.name.startswith(".") and path.name not in CACHES:
             digest = hashlib.sha256()
             with path.open("rb") as fh:
                 for block in iter(lambda: fh.read(1 << 20), b""):

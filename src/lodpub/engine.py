@@ -110,7 +110,7 @@ def _sized(body: bytes, rows: int, truncated: bool, request: Request) -> Outcome
     return Outcome(body, rows, truncated)
 
 
-def _first_line(message: str, limit: int = 400) -> str:
+def _first_line(message: str, limit: int = 200) -> str:
     line = message.strip().splitlines()[0] if message.strip() else "invalid query"
     return line if len(line) <= limit else line[:limit] + "…"
 

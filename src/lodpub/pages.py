@@ -10,6 +10,7 @@ import jinja2
 import pyoxigraph as ox
 from markupsafe import Markup, escape
 
+from .mapping import national
 from .vocab import STANDARD_PREFIXES
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -60,6 +61,7 @@ class Renderer:
         self.term_labels = {**STANDARD_LABELS, **term_labels}
         self.lang = lang
         self.local = local
+        self.telephones: dict[str, str] = {}  # contact point IRI → its tel: IRI, to offer a call link
 
     def term(self, iri: str) -> str:
         return pick(self.term_labels.get(iri), self.lang) or short(iri)
@@ -67,9 +69,15 @@ class Renderer:
     def value(self, term, labels: dict[str, dict[str, str]]) -> Markup:
         if isinstance(term, ox.NamedNode):
             iri = term.value
+            if iri.startswith("tel:"):
+                return Markup('<a href="{}">{}</a>').format(iri, national(iri))
             text = pick(labels.get(iri), self.lang) or (self.term(iri) if iri in self.term_labels else iri)
             href = self.local(iri) or iri
-            return Markup('<a href="{}">{}</a>').format(href, text)
+            link = Markup('<a href="{}">{}</a>').format(href, text)
+            if iri in self.telephones:
+                call = "電話する" if self.lang == "ja" else "call"
+                link += Markup(' (<a href="{}">{}</a>)').format(self.telephones[iri], call)
+            return link
         if isinstance(term, ox.Literal):
             if term.language:
                 return Markup('<span lang="{}">{}</span>').format(term.language, term.value)
@@ -77,9 +85,20 @@ class Renderer:
         return escape(str(term))
 
     def rows(self, triples: Sequence[ox.Triple], labels, position: str = "object") -> list[dict]:
-        """Rows of (property label, values), values in the given position, properties in first-seen order."""
+        """Rows of (property label, values), values in the given position, properties in reading order."""
         grouped: dict[str, list] = {}
         for t in triples:
             grouped.setdefault(t.predicate.value, []).append(t.object if position == "object" else t.subject)
+        ordered = sorted(grouped.items(), key=lambda item: _reading_rank(item[0]))
         return [{"iri": p, "label": self.term(p), "values": [self.value(v, labels) for v in values]}
-                for p, values in grouped.items()]
+                for p, values in ordered]
+
+
+# What a reader looks for first; the source texts and provenance come last.
+READING_ORDER = ("type", "label", "summary", "strategy", "responsibleUnit", "bureau", "contactPoint", "telephone",
+                 "unit", "unitOf", "url", "remarks", "startDate", "endDate", "level", "notation")
+
+
+def _reading_rank(iri: str) -> tuple[int, str]:
+    local = iri.rsplit("#", 1)[-1].rsplit("/", 1)[-1]
+    return (READING_ORDER.index(local) if local in READING_ORDER else len(READING_ORDER), local)

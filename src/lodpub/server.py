@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import re
 import time
 from contextlib import asynccontextmanager
@@ -20,13 +19,15 @@ from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.staticfiles import StaticFiles
 
-from . import downloads, negotiation, pages, results, sparql_endpoint
+from . import downloads, negotiation, pages, results, sparql_endpoint, web
 from .engine import Engine
 from .linked_data import KINDS, LinkedData, read_withdrawn
+from .search import Search
 from .settings import Settings
-from .store import ensure_store, open_read_only
+from .store import ensure_search_index, ensure_store, open_read_only
 from .vocab import DCTERMS, RDFS, VOID, prefixes
 
 log = logging.getLogger("lodpub.access")
@@ -50,8 +51,11 @@ class Site:
         dataset = ox.NamedNode(settings.dataset_iri)
         about = {t.predicate.value: t.object.value for t in self.void if t.subject == dataset}
         self.triples = int(about[VOID.triples.value])
-        modified = about[DCTERMS.modified.value]
-        self.last_modified = downloads.http_date(modified)
+        self.modified = about[DCTERMS.modified.value]
+        self.last_modified = downloads.http_date(self.modified)
+        self.class_counts = {t.subject.value.rsplit("-", 1)[-1]: int(t.object.value)
+                             for t in self.void if t.predicate == VOID.entities}
+        self.search = Search(ensure_search_index(dist, self.store, self.base))
         self.version = self.files["measures.nt"].version
         vocabulary = [q.triple for name in ("ontology.ttl", "shapes.ttl")
                       for q in ox.parse(path=str(dist / name), format=ox.RdfFormat.TURTLE)]
@@ -70,27 +74,6 @@ class Site:
     def local(self, iri: str) -> str | None:
         return "/" + iri[len(self.base):] if iri.startswith(self.base) else None
 
-    def language(self, request: Request) -> str:
-        asked = request.query_params.get("lang")
-        if asked in ("ja", "en"):
-            return asked
-        accept = request.headers.get("accept-language", "")
-        for part in accept.split(","):
-            tag = part.split(";")[0].strip().lower()
-            if tag.startswith("ja"):
-                return "ja"
-            if tag.startswith("en"):
-                return "en"
-        return "ja"
-
-    def render(self, request: Request, template: str, status: int = 200, **context) -> HTMLResponse:
-        lang = self.language(request)
-        context.setdefault("alternates", [])
-        html = self.templates.get_template(template).render(
-            lang=lang, site_title=self.settings.title_ja if lang == "ja" else self.settings.title_en,
-            license=self.settings.license, **context)
-        return HTMLResponse(html, status_code=status, headers={"Vary": "Accept, Accept-Language"})
-
     def rdf(self, triples: list[ox.Triple], fmt: negotiation.Format, headers: dict[str, str]) -> Response:
         body = results.graph(triples, fmt.name, results.used_prefixes(triples, prefixes(self.base)))
         media = fmt.media_type + ("; charset=utf-8" if fmt.media_type.startswith("text/") else "")
@@ -100,7 +83,7 @@ class Site:
 def message(site: Site, request: Request, status: int, title: str, text: str, iri: str = "") -> Response:
     """An error or notice: HTML for a browser, plain text for everyone else."""
     if "text/html" in request.headers.get("accept", ""):
-        return site.render(request, "message.html", status, title=title, message=text, iri=iri)
+        return web.render(site, request, "message.html", status, title=title, message=text, iri=iri)
     return sparql_endpoint.text(status, f"{title}: {text}")
 
 
@@ -129,7 +112,29 @@ def create_app(dist: Path, settings: Settings) -> FastAPI:
     async def sparql(request: Request) -> Response:
         if request.method != "POST" and "query" not in request.query_params:
             return service_description(request)
+        if request.method != "POST" and wants_editor(request):
+            return web.query_editor(site, request)  # a browser following a link to a query
         return await sparql_endpoint.answer(request, settings, site.engine, settings.dataset_iri)
+
+    def wants_editor(request: Request) -> bool:
+        """A browser asks for HTML first; SPARQL clients never do, and ``format=`` always wins."""
+        if request.query_params.get("format"):
+            return False
+        offered = (*negotiation.SOLUTIONS, negotiation.HTML)
+        try:
+            return negotiation.choose(offered, request.headers.get("accept")) is negotiation.HTML
+        except negotiation.NotAcceptable:
+            return False
+
+    @app.get("/search")
+    async def search(request: Request) -> Response:
+        return await run_in_threadpool(web.search, site, request)
+
+    @app.get("/browse/{kind}")
+    async def browse(request: Request, kind: str) -> Response:
+        if kind not in ("strategies", "bureaus"):
+            return not_found(request, 404, f"{site.base}browse/{kind}")
+        return await run_in_threadpool(web.browse, site, request, kind)
 
     def service_description(request: Request) -> Response:
         if "update" in request.query_params:
@@ -139,12 +144,7 @@ def create_app(dist: Path, settings: Settings) -> FastAPI:
         except negotiation.NotAcceptable as exc:
             raise sparql_endpoint.ProtocolError(406, str(exc)) from None
         if fmt is negotiation.HTML:
-            example = (f"PREFIX lp: <{site.base}def/lodpub#>\n"
-                       "PREFIX rdfs: <http://www.w3.org/2000/01/rdf-schema#>\n\n"
-                       "SELECT ?measure ?name WHERE {\n  ?measure a lp:Measure ; rdfs:label ?name .\n}\nLIMIT 20\n")
-            return site.render(request, "sparql.html", title="SPARQL", example=example,
-                               timeout=settings.query_timeout, max_rows=settings.max_rows,
-                               formats=[f.name for f in (*negotiation.SOLUTIONS, *negotiation.GRAPH)])
+            return web.query_editor(site, request)
         return site.rdf(sparql_endpoint.service_description(settings, site.triples), fmt, {"Vary": "Accept"})
 
     @app.get("/health")
@@ -193,36 +193,11 @@ def create_app(dist: Path, settings: Settings) -> FastAPI:
             page = max(1, int(asked)) if asked.isdigit() else 1
             size = settings.page_size
             description = await run_in_threadpool(site.ld.describe, iri, size, (page - 1) * size)
-            response = resource_page(request, description, page, path)
+            response = web.resource_page(site, request, description, page, path)
             response.headers.update(headers)
             return response
         description = await run_in_threadpool(site.ld.describe, iri)
         return site.rdf(description.all_triples(), fmt, headers)
-
-    def resource_page(request: Request, description, page: int, path: str) -> HTMLResponse:
-        lang = site.language(request)
-        renderer = pages.Renderer(site.term_labels, lang, site.local)
-        own = [t for t in description.outgoing if t.subject.value == description.iri]
-        parts = {}
-        for t in description.outgoing:
-            if t.subject.value != description.iri:
-                parts.setdefault(t.subject.value, []).append(t)
-        iris = [t.object.value for t in description.all_triples() if isinstance(t.object, ox.NamedNode)]
-        iris += [t.subject.value for t in description.incoming] + [description.iri]
-        labels = site.ld.labels(iris)
-        title = pages.pick(labels.get(description.iri), lang) or description.iri.rsplit("/", 2)[-2:][0]
-        english = labels.get(description.iri, {}).get("en")
-        alternates = [pages.Alternate(name, f.media_type, f"{path}.{f.name}")
-                      for name, f in (("Turtle", negotiation.GRAPH[0]), ("N-Triples", negotiation.GRAPH[1]),
-                                      ("JSON-LD", negotiation.GRAPH[2]), ("RDF/XML", negotiation.GRAPH[3]))]
-        return site.render(
-            request, "resource.html", title=title, subtitle=english if lang == "ja" else None, iri=description.iri,
-            alternates=alternates, properties=renderer.rows(own, labels),
-            parts=[{"anchor": iri.rsplit("#", 1)[-1], "title": iri.rsplit("#", 1)[-1],
-                    "properties": renderer.rows(triples, labels)} for iri, triples in parts.items()],
-            incoming=renderer.rows(description.incoming, labels, position="subject"),
-            incoming_total=description.incoming_total, page=page,
-            pages=max(1, math.ceil(description.incoming_total / settings.page_size)))
 
     def _negotiate(request: Request, ext: str) -> negotiation.Format:
         try:
@@ -240,30 +215,11 @@ def create_app(dist: Path, settings: Settings) -> FastAPI:
         fmt = _negotiate(request, ext)
         headers = {"Vary": "Accept", "Content-Location": f"/def/{stem}.{fmt.name}"}
         if fmt is negotiation.HTML:
-            return vocabulary_page(request, stem)
+            return web.vocabulary_page(site, request, stem)
         if fmt.name == "ttl":
             return downloads.serve(request, site.files, source, site.last_modified)
         triples = [q.triple for q in ox.parse(path=str(dist / source), format=ox.RdfFormat.TURTLE)]
         return site.rdf(triples, fmt, headers)
-
-    def vocabulary_page(request: Request, stem: str) -> HTMLResponse:
-        lang = site.language(request)
-        renderer = pages.Renderer(site.term_labels, lang, site.local)
-        namespace = f"{site.base}def/{stem}"
-        by_subject: dict[str, list[ox.Triple]] = {}
-        for t in site.vocabulary:
-            if isinstance(t.subject, ox.NamedNode) and t.subject.value.startswith(namespace):
-                by_subject.setdefault(t.subject.value, []).append(t)
-        labels = {iri: site.term_labels.get(iri, {}) for iri in by_subject}
-        header = by_subject.pop(namespace, [])
-        return site.render(
-            request, "resource.html", title=pages.pick(labels.get(namespace), lang) or stem, iri=namespace,
-            alternates=[pages.Alternate("Turtle", "text/turtle", f"/def/{stem}.ttl")],
-            properties=renderer.rows(header, labels),
-            parts=[{"anchor": iri.rsplit("#", 1)[-1], "title": f"{pages.pick(labels.get(iri), lang)} "
-                    f"({iri.rsplit('#', 1)[-1]})", "properties": renderer.rows(triples, labels)}
-                   for iri, triples in sorted(by_subject.items())],
-            incoming=[], incoming_total=0, page=1, pages=1)
 
     @app.api_route("/", methods=["GET", "HEAD"])
     @app.api_route("/data/measures", methods=["GET", "HEAD"])
@@ -272,30 +228,10 @@ def create_app(dist: Path, settings: Settings) -> FastAPI:
         ext = request.query_params.get("format", "")
         fmt = _negotiate(request, ext)
         if fmt is negotiation.HTML:
-            return landing(request)
+            return web.landing(site, request)
         if fmt.name == "ttl":
             return downloads.serve(request, site.files, "void.ttl", site.last_modified)
         return site.rdf(site.void, fmt, {"Vary": "Accept"})
-
-    def landing(request: Request) -> HTMLResponse:
-        lang = site.language(request)
-        counts = {}
-        for t in site.void:
-            if t.predicate == VOID.entities:
-                counts[t.subject.value.rsplit("-", 1)[-1]] = int(t.object.value)
-        names = {"Measure": ("施策", "measures"), "Strategy": ("戦略", "strategies"), "Bureau": ("局", "bureaus"),
-                 "Division": ("部", "divisions"), "Section": ("課", "sections"),
-                 "ContactPoint": ("連絡先", "contact points")}
-        rows = [(names[k][0 if lang == "ja" else 1], counts.get(k, 0)) for k in names]
-        rows.append(("トリプル" if lang == "ja" else "triples", site.triples))
-        files = [{"name": f.name, "href": f"/data/{f.name}", "size": f.size, "sha256": f.sha256,
-                  "media_type": f.media_type.split(";")[0]} for f in site.files.values()]
-        return site.render(request, "landing.html",
-                           title=settings.title_ja if lang == "ja" else settings.title_en,
-                           subtitle=settings.title_en if lang == "ja" else None,
-                           description=settings.description_ja if lang == "ja" else settings.description_en,
-                           counts=rows, downloads=files,
-                           alternates=[pages.Alternate("Turtle", "text/turtle", "/data/void.ttl")])
 
     @app.api_route("/data/{name}", methods=["GET", "HEAD"])
     async def download(request: Request, name: str) -> Response:
@@ -310,6 +246,7 @@ def create_app(dist: Path, settings: Settings) -> FastAPI:
             return not_found(request, 404, f"{site.base}data/{version}/{name}")
         return downloads.serve(request, site.files, name, site.last_modified, versioned=True)
 
+    app.mount("/static", StaticFiles(directory=Path(__file__).resolve().parent / "static"), name="static")
     app.add_middleware(CORSMiddleware, allow_origins=["*"], allow_credentials=False,
                        allow_methods=["GET", "POST", "HEAD", "OPTIONS"], allow_headers=["*"],
                        expose_headers=["X-SPARQL-MaxRows", "Warning", "Content-Location", "ETag"])

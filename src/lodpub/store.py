@@ -18,6 +18,7 @@ import pyoxigraph as ox
 from .publish import sha256_file
 
 STORE_DIR = "store"
+CACHES = ("store", "search.sqlite")  # derived from measures.nt by build and serve; never committed
 DUMP_NT = "measures.nt"
 MARKER = "SOURCE"
 
@@ -46,7 +47,7 @@ def build_store(dist: Path) -> Path:
 
 def store_is_current(dist: Path) -> bool:
     marker = dist / STORE_DIR / MARKER
-    return marker.exists() and marker.read_text().strip() == sha256_file(dist / DUMP_NT)
+    return marker.exists() and marker.read_text().strip() == dump_version(dist)
 
 
 def ensure_store(dist: Path) -> Path:
@@ -56,3 +57,17 @@ def ensure_store(dist: Path) -> Path:
 
 def open_read_only(dist: Path) -> ox.Store:
     return ox.Store.read_only(str(dist / STORE_DIR))
+
+
+def dump_version(dist: Path) -> str:
+    """The SHA-256 of ``measures.nt``: what the caches built from it are keyed on."""
+    return sha256_file(dist / DUMP_NT)
+
+
+def ensure_search_index(dist: Path, store: ox.Store, base: str) -> Path:
+    """The search index for ``dist``, (re)built from the store when missing or stale."""
+    from .search import INDEX, build_index, index_version
+    version = dump_version(dist)
+    if index_version(dist / INDEX) == version:
+        return dist / INDEX
+    return build_index(dist, store, base, version)

@@ -1,0 +1,123 @@
+"""Finding measures by any part of their Japanese name or summary.
+
+Japanese has no spaces between words, so the index is SQLite FTS5 with the
+trigram tokenizer: any substring of three or more characters is found through
+the index. Shorter queries (two-character words like 移住 are common) fall back
+to a scan of the same table. Name matches rank above summary matches.
+
+The index is ``dist/search.sqlite``, written by ``lodpub build`` from the query
+store; like the store, it is a cache (not committed) and the server rebuilds it
+when it is missing or stale.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyoxigraph as ox
+from markupsafe import Markup, escape
+
+from .vocab import RDF, RDFS, lodpub
+
+INDEX = "search.sqlite"
+SCHEMA = """
+CREATE TABLE measure (id INTEGER PRIMARY KEY, iri TEXT NOT NULL, name TEXT NOT NULL, summary TEXT NOT NULL);
+CREATE VIRTUAL TABLE measure_text USING fts5(name, summary, content='measure', content_rowid='id',
+                                              tokenize='trigram');
+CREATE TABLE about (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+@dataclass(frozen=True)
+class Hit:
+    iri: str
+    name: str
+    summary: str
+    in_name: bool
+
+    def highlighted(self, query: str, text: str) -> Markup:
+        """``text`` with every occurrence of ``query`` in <mark>, everything else escaped."""
+        if not query:
+            return escape(text)
+        parts = text.split(query)
+        return Markup(f"<mark>{escape(query)}</mark>").join(escape(p) for p in parts)
+
+
+def build_index(dist: Path, store: ox.Store, base: str, version: str) -> Path:
+    """Write ``dist/search.sqlite`` from the store (atomically)."""
+    lp = lodpub(base)
+    rows = []
+    for quad in store.quads_for_pattern(None, RDF.type, lp.Measure):
+        iri = quad.subject
+        name = next((q.object.value for q in store.quads_for_pattern(iri, RDFS.label, None)
+                     if q.object.language == "ja"), "")
+        summary = next((q.object.value for q in store.quads_for_pattern(iri, lp.summary, None)), "")
+        rows.append((iri.value, name, summary))
+    rows.sort(key=lambda r: _number(r[0]))
+    fd, tmp = tempfile.mkstemp(dir=dist, prefix=".search-new-")
+    os.close(fd)
+    try:
+        with sqlite3.connect(tmp) as db:
+            db.executescript(SCHEMA)
+            db.executemany("INSERT INTO measure (iri, name, summary) VALUES (?, ?, ?)", rows)
+            db.execute("INSERT INTO measure_text (measure_text) VALUES ('rebuild')")
+            db.execute("INSERT INTO about VALUES ('version', ?)", (version,))
+        db.close()
+        os.replace(tmp, dist / INDEX)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return dist / INDEX
+
+
+def _number(iri: str) -> tuple[int, str]:
+    tail = iri.rsplit("/", 1)[-1]
+    return (int(tail), iri) if tail.isdigit() else (0, iri)
+
+
+def index_version(path: Path) -> str | None:
+    if not path.exists():
+        return None
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+            row = db.execute("SELECT value FROM about WHERE key = 'version'").fetchone()
+        return row[0] if row else None
+    except sqlite3.Error:
+        return None
+
+
+class Search:
+    """Read-only queries on the index; one connection per thread (sqlite3 objects are not shared)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def _connect(self) -> sqlite3.Connection:
+        return sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
+
+    def find(self, query: str, limit: int = 50, offset: int = 0) -> tuple[list[Hit], int]:
+        """Matches for ``query`` (whitespace-separated words must all occur), best first, and their count."""
+        words = [w for w in query.split() if w]
+        if not words:
+            return [], 0
+        db = self._connect()
+        try:
+            if all(len(w) >= 3 for w in words):
+                match = " AND ".join('"' + w.replace('"', '""') + '"' for w in words)
+                found = db.execute(
+                    "SELECT m.iri, m.name, m.summary, bm25(measure_text) FROM measure_text "
+                    "JOIN measure m ON m.id = measure_text.rowid WHERE measure_text MATCH ?", (match,)).fetchall()
+            else:
+                condition = " AND ".join("(instr(name, ?) OR instr(summary, ?))" for _ in words)
+                found = db.execute(f"SELECT iri, name, summary, 0 FROM measure WHERE {condition}",
+                                   [w for w in words for _ in (0, 1)]).fetchall()
+        finally:
+            db.close()
+        hits = [Hit(iri, name, summary, all(w in name for w in words)) for iri, name, summary, _ in found]
+        score = {iri: rank for iri, _, _, rank in found}
+        hits.sort(key=lambda h: (not h.in_name, score[h.iri], _number(h.iri)))
+        return hits[offset:offset + limit], len(hits)

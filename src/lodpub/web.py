@@ -1,0 +1,288 @@
+"""The pages people read: landing, browse, search, resources, vocabulary, and the query editor.
+
+Server-rendered, semantic HTML that works without JavaScript (only the query
+editor needs it), in Japanese by default and English on request, each page
+embedding schema.org JSON-LD for dataset search engines and linking its RDF.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, urlencode
+
+import pyoxigraph as ox
+from markupsafe import Markup
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+
+from . import negotiation, pages
+from .examples import EXAMPLES, prologue
+from .mapping import national
+from .vocab import ORG, RDF, RDFS, SKOS, lodpub
+
+if TYPE_CHECKING:
+    from .server import Site
+
+LANGUAGES = ("ja", "en")
+# How a link reads from the other end: "a unit of this" is a sub-unit, and so on.
+INVERSE_LABELS = {
+    ORG.unitOf.value: {"ja": "下位組織", "en": "sub-units"},
+    "responsibleUnit": {"ja": "担当する施策", "en": "measures it is responsible for"},
+    "bureau": {"ja": "局の施策（すべて）", "en": "all measures of the bureau"},
+    "strategy": {"ja": "この戦略の施策", "en": "measures of this strategy"},
+    "unit": {"ja": "連絡先", "en": "contact points"},
+    "contactPoint": {"ja": "この連絡先の施策", "en": "measures with this contact"},
+    "table": {"ja": "行", "en": "rows"},
+    "file": {"ja": "表", "en": "tables"},
+}
+
+
+def language(request: Request) -> str:
+    """``?lang=``, then the choice remembered in a cookie, then ``Accept-Language``; Japanese by default."""
+    for asked in (request.query_params.get("lang"), request.cookies.get("lang")):
+        if asked in LANGUAGES:
+            return asked
+    for part in request.headers.get("accept-language", "").split(","):
+        tag = part.split(";")[0].strip().lower()
+        for lang in LANGUAGES:
+            if tag.startswith(lang):
+                return lang
+    return "ja"
+
+
+def switch_url(request: Request, lang: str) -> str:
+    params = {k: v for k, v in request.query_params.items() if k != "lang"}
+    params["lang"] = lang
+    return f"{request.url.path}?{urlencode(params)}"
+
+
+def render(site: Site, request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
+    lang = language(request)
+    settings = site.settings
+    context.setdefault("alternates", [])
+    context.setdefault("schema", None)
+    html = site.templates.get_template(template).render(
+        lang=lang, site_title=settings.title_ja if lang == "ja" else settings.title_en,
+        license=settings.license, switch={code: switch_url(request, code) for code in LANGUAGES},
+        query=request.query_params.get("q", ""), **context)
+    response = HTMLResponse(html, status_code=status, headers={"Vary": "Accept, Accept-Language, Cookie"})
+    if request.query_params.get("lang") in LANGUAGES:
+        response.set_cookie("lang", request.query_params["lang"], max_age=365 * 24 * 3600, samesite="lax")
+    return response
+
+
+def schema_script(data: dict[str, Any] | None) -> Markup | None:
+    """schema.org JSON-LD for a <script> element (``</`` escaped so it cannot close the element)."""
+    if not data:
+        return None
+    return Markup(json.dumps({"@context": "https://schema.org", **data}, ensure_ascii=False).replace("</", "<\\/"))
+
+
+# ------------------------------------------------------------------ landing and dataset
+
+def landing(site: Site, request: Request) -> HTMLResponse:
+    lang = language(request)
+    settings = site.settings
+    names = {"Strategy": ("戦略", "strategies"), "Measure": ("施策", "measures"), "Bureau": ("局", "bureaus"),
+             "Division": ("部", "divisions"), "Section": ("課", "sections"),
+             "ContactPoint": ("連絡先", "contact points")}
+    rows = [(names[k][0 if lang == "ja" else 1], site.class_counts.get(k, 0)) for k in names]
+    rows.append(("トリプル" if lang == "ja" else "triples", site.triples))
+    files = [{"name": f.name, "href": f"/data/{f.name}", "size": f.size, "sha256": f.sha256,
+              "media_type": f.media_type.split(";")[0]} for f in site.files.values()]
+    examples = [{"title": e.title(lang), "href": "/sparql?" + urlencode({"query": e.text(site.base)})}
+                for e in EXAMPLES]
+    title = settings.title_ja if lang == "ja" else settings.title_en
+    description = settings.description_ja if lang == "ja" else settings.description_en
+    schema = {"@type": "Dataset", "@id": settings.dataset_iri, "name": title, "description": description,
+              "url": settings.dataset_iri, "license": settings.license, "inLanguage": "ja",
+              "isAccessibleForFree": True, "dateModified": site.modified,
+              "publisher": {"@type": "GovernmentOrganization", "name": settings.publisher_ja},
+              "distribution": [{"@type": "DataDownload", "name": f["name"], "encodingFormat": f["media_type"],
+                                "contentUrl": f"{site.base}data/{f['name']}", "contentSize": f"{f['size']} B"}
+                               for f in files]}
+    return render(site, request, "landing.html", title=title,
+                  subtitle=settings.title_en if lang == "ja" else None, description=description,
+                  counts=rows, downloads=files, examples=examples, modified=site.modified,
+                  schema=schema_script(schema),
+                  alternates=[pages.Alternate("Turtle", "text/turtle", "/data/void.ttl")])
+
+
+# ------------------------------------------------------------------ search
+
+def search(site: Site, request: Request) -> Response:
+    query = request.query_params.get("q", "").strip()[:200]
+    asked = request.query_params.get("page", "1")
+    page = max(1, int(asked)) if asked.isdigit() else 1
+    size = site.settings.page_size
+    hits, total = site.search.find(query, size, (page - 1) * size) if query else ([], 0)
+    fmt = negotiation.choose((negotiation.HTML, negotiation.Format("json", "application/json")),
+                             request.headers.get("accept"), request.query_params.get("format"))
+    if fmt.name == "json":
+        return JSONResponse({"query": query, "total": total, "page": page, "results": [
+            {"iri": h.iri, "name": h.name, "summary": h.summary, "matched": "name" if h.in_name else "summary"}
+            for h in hits]}, headers={"Vary": "Accept"})
+    results = [{"href": site.local(h.iri), "name": h.highlighted(query, h.name),
+                "summary": h.highlighted(query, h.summary)} for h in hits]
+    return render(site, request, "search.html", title="検索" if language(request) == "ja" else "Search",
+                  results=results, total=total, page=page, pages=max(1, math.ceil(total / size)),
+                  page_query=quote(query))
+
+
+# ------------------------------------------------------------------ browse
+
+def browse(site: Site, request: Request, kind: str) -> HTMLResponse:
+    """The strategies, or the bureaus, with how many measures each has."""
+    lang = language(request)
+    lp = lodpub(site.base)
+    cls, link = (lp.Strategy, lp.strategy) if kind == "strategies" else (lp.Bureau, lp.bureau)
+    items = []
+    for quad in site.store.quads_for_pattern(None, RDF.type, cls):
+        node = quad.subject
+        labels = site.ld.labels([node.value]).get(node.value, {})
+        count = sum(1 for _ in site.store.quads_for_pattern(None, link, node))
+        notation = next((q.object.value for q in site.store.quads_for_pattern(node, SKOS.notation, None)), "")
+        items.append({"href": site.local(node.value), "label": pages.pick(labels, lang), "notation": notation,
+                      "count": count, "sort": (len(node.value), node.value)})
+    items.sort(key=lambda i: i["sort"])
+    title = {"strategies": ("戦略", "Strategies"), "bureaus": ("局", "Bureaus")}[kind][lang != "ja"]
+    return render(site, request, "browse.html", title=title, items=items)
+
+
+# ------------------------------------------------------------------ resources
+
+def resource_page(site: Site, request: Request, description, page: int, path: str) -> HTMLResponse:
+    lang = language(request)
+    lp = lodpub(site.base)
+    renderer = pages.Renderer(site.term_labels, lang, site.local)
+    iri = description.iri
+    own = [t for t in description.outgoing if t.subject.value == iri]
+    parts: dict[str, list[ox.Triple]] = {}
+    for t in description.outgoing:
+        if t.subject.value != iri:
+            parts.setdefault(t.subject.value, []).append(t)
+    types = {t.object.value for t in own if t.predicate == RDF.type}
+    chain = unit_chain(site, iri, own)
+    iris = [t.object.value for t in description.all_triples() if isinstance(t.object, ox.NamedNode)]
+    iris += [t.subject.value for t in description.incoming] + [iri] + [u for u, _ in chain]
+    labels = site.ld.labels(iris)
+    phones = {c: tel for c in set(iris) for tel in telephone_of(site, c, lp)}
+    renderer.telephones = phones
+    title = pages.pick(labels.get(iri), lang) or iri.rsplit("/", 1)[-1]
+    alternates = [pages.Alternate(name, f.media_type, f"{path}.{f.name}")
+                  for name, f in zip(("Turtle", "N-Triples", "JSON-LD", "RDF/XML"), negotiation.GRAPH, strict=True)]
+    incoming = renderer.rows(description.incoming, labels, position="subject")
+    for row in incoming:
+        key = row["iri"] if row["iri"] in INVERSE_LABELS else row["iri"].rsplit("#", 1)[-1]
+        if key in INVERSE_LABELS:
+            row["label"] = INVERSE_LABELS[key][lang]
+    return render(
+        site, request, "resource.html", title=title,
+        subtitle=labels.get(iri, {}).get("en") if lang == "ja" else None, iri=iri, alternates=alternates,
+        chain=[{"href": site.local(u) or u, "label": pages.pick(labels.get(u), lang)} for u, _ in chain],
+        properties=renderer.rows(own, labels),
+        parts=[{"anchor": p.rsplit("#", 1)[-1], "title": p.rsplit("#", 1)[-1], "properties": renderer.rows(t, labels)}
+               for p, t in parts.items()],
+        incoming=incoming, incoming_total=description.incoming_total, page=page,
+        pages=max(1, math.ceil(description.incoming_total / site.settings.page_size)),
+        schema=schema_script(schema_of(site, iri, types, own, labels, chain, phones, lang)))
+
+
+def unit_chain(site: Site, iri: str, own: list[ox.Triple]) -> list[tuple[str, int]]:
+    """From the government down to this unit (or to a measure's responsible unit): (IRI, depth)."""
+    lp = lodpub(site.base)
+    start = next((t.object.value for t in own if t.predicate == lp.responsibleUnit), None)
+    if start is None and any(t.predicate == ORG.unitOf for t in own):
+        start = iri
+    chain: list[str] = []
+    node = start
+    while node and node not in chain and len(chain) < 12:
+        chain.append(node)
+        node = next((q.object.value for q in site.store.quads_for_pattern(ox.NamedNode(node), ORG.unitOf, None)),
+                    None)
+    return [(u, depth) for depth, u in enumerate(reversed(chain))]
+
+
+def telephone_of(site: Site, iri: str, lp) -> list[str]:
+    if not iri.startswith(f"{site.base}id/contact/"):
+        return []
+    return [q.object.value for q in site.store.quads_for_pattern(ox.NamedNode(iri), lp.telephone, None)]
+
+
+def schema_of(site: Site, iri: str, types: set[str], own: list[ox.Triple], labels, chain, phones,
+              lang: str) -> dict[str, Any] | None:
+    """The resource in schema.org terms, for search engines."""
+    lp = lodpub(site.base)
+    name = pages.pick(labels.get(iri), lang)
+
+    def organisation(index: int) -> dict[str, Any] | None:
+        if index < 0:
+            return None
+        unit, _ = chain[index]
+        org: dict[str, Any] = {"@type": "GovernmentOrganization", "@id": unit,
+                               "name": pages.pick(labels.get(unit), lang)}
+        parent = organisation(index - 1)
+        if parent:
+            org["parentOrganization"] = parent
+        return org
+
+    if lp.Measure.value in types:
+        out: dict[str, Any] = {"@type": "GovernmentService", "@id": iri, "name": name,
+                               "areaServed": {"@type": "AdministrativeArea", "name": "東京都"}}
+        summary = next((t.object.value for t in own if t.predicate == lp.summary), None)
+        if summary:
+            out["description"] = summary
+        page = next((t.object.value for t in own if t.predicate == lp.url), None)
+        if page:
+            out["url"] = page
+        if chain:
+            out["provider"] = organisation(len(chain) - 1)
+        contacts = [national(phones[t.object.value]) for t in own
+                    if t.predicate == lp.contactPoint and t.object.value in phones]
+        if contacts:
+            out["availableChannel"] = {"@type": "ServiceChannel", "servicePhone": [
+                {"@type": "ContactPoint", "telephone": phone} for phone in contacts]}
+        return out
+    if chain and chain[-1][0] == iri:
+        return organisation(len(chain) - 1)
+    if iri in phones:
+        return {"@type": "ContactPoint", "@id": iri, "telephone": national(phones[iri])}
+    return {"@type": "Thing", "@id": iri, "name": name} if name else None
+
+
+def vocabulary_page(site: Site, request: Request, stem: str) -> HTMLResponse:
+    lang = language(request)
+    renderer = pages.Renderer(site.term_labels, lang, site.local)
+    namespace = f"{site.base}def/{stem}"
+    by_subject: dict[str, list[ox.Triple]] = {}
+    for t in site.vocabulary:
+        if isinstance(t.subject, ox.NamedNode) and t.subject.value.startswith(namespace):
+            by_subject.setdefault(t.subject.value, []).append(t)
+    labels = {iri: site.term_labels.get(iri, {}) for iri in by_subject}
+    header = by_subject.pop(namespace, [])
+    return render(
+        site, request, "resource.html", title=pages.pick(labels.get(namespace), lang) or stem, iri=namespace,
+        alternates=[pages.Alternate("Turtle", "text/turtle", f"/def/{stem}.ttl")], chain=[],
+        properties=renderer.rows(header, labels),
+        parts=[{"anchor": iri.rsplit("#", 1)[-1],
+                "title": f"{pages.pick(labels.get(iri), lang)} ({iri.rsplit('#', 1)[-1]})",
+                "properties": renderer.rows(triples, labels)} for iri, triples in sorted(by_subject.items())],
+        incoming=[], incoming_total=0, page=1, pages=1)
+
+
+# ------------------------------------------------------------------ the query editor
+
+def query_editor(site: Site, request: Request) -> HTMLResponse:
+    lang = language(request)
+    settings = site.settings
+    initial = request.query_params.get("query") or EXAMPLES[0].text(site.base)
+    examples = [{"title": e.title(lang), "query": e.text(site.base)} for e in EXAMPLES]
+    return render(site, request, "sparql.html", title="SPARQL", initial=initial, examples=examples,
+                  examples_json=Markup(json.dumps(examples, ensure_ascii=False).replace("</", "<\\/")),
+                  prologue=prologue(site.base), timeout=settings.query_timeout, max_rows=settings.max_rows,
+                  formats=[f.name for f in (*negotiation.SOLUTIONS, *negotiation.GRAPH)])
+
+
+__all__ = ["RDFS", "browse", "landing", "query_editor", "render", "resource_page", "search", "vocabulary_page"]
