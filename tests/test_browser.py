@@ -104,9 +104,7 @@ def test_run_an_example_in_the_query_editor(visit, server):
 def test_the_query_editor_explains_errors(visit, server):
     page = visit
     page.expected_errors = ["Failed to load resource: the server responded with a status of 400 (Bad Request)"]
-    page.goto(server.url + "/sparql?query=" + "SELECT%20*%20WHERE%20%7B%20%3Fs%20")
-    page.wait_for_selector(".yasqe .CodeMirror")
-    page.locator(".yasqe_queryButton").click()
+    page.goto(server.url + "/sparql?query=" + "SELECT%20*%20WHERE%20%7B%20%3Fs%20")  # a link runs its query
     page.wait_for_function("document.querySelector('.yasr') && /not valid SPARQL/.test("
                            "document.querySelector('.yasr').innerText)", timeout=15_000)
     page.shoot("query-error")
@@ -122,3 +120,18 @@ def test_switch_to_english(visit, server):
     page.goto(server.url + "/")
     assert page.locator("h1").inner_text() == "Tokyo Metropolitan Government: policy measures"
     page.shoot("english")
+
+
+def test_the_query_editor_says_when_an_answer_is_cut_or_stopped(visit, server):
+    page = visit
+    page.expected_errors = ["Failed to load resource: the server responded with a status of 503 (Service Unavailable)"]
+    page.goto(server.url + "/sparql?query=" + "SELECT%20*%20WHERE%20%7B%20%3Fs%20%3Fp%20%3Fo%20%7D")
+    notice = page.locator("#notice")
+    notice.wait_for(state="visible", timeout=15_000)
+    assert "先頭 100 行で打ち切られています" in notice.inner_text()
+    page.shoot("truncated")
+    page.goto(server.url + "/sparql?query=" + "SELECT%20(COUNT(*)%20AS%20%3Fn)%20%7B%20%3Fa%20%3Fb%20%3Fc%20.%20%3Fd"
+              "%20%3Fe%20%3Ff%20.%20%3Fg%20%3Fh%20%3Fi%20.%20%3Fj%20%3Fk%20%3Fl%20.%20%3Fm%20%3Fn2%20%3Fo%20%7D")
+    page.wait_for_function("document.querySelector('.yasr') && /longer than the 3-second limit/.test("
+                           "document.querySelector('.yasr').innerText)", timeout=20_000)
+    page.shoot("timeout")
