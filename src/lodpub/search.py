@@ -50,14 +50,13 @@ class Hit:
 def build_index(dist: Path, store: ox.Store, base: str, version: str) -> Path:
     """Write ``dist/search.sqlite`` from the store (atomically)."""
     lp = lodpub(base)
-    rows = []
-    for quad in store.quads_for_pattern(None, RDF.type, lp.Measure):
-        iri = quad.subject
-        name = next((q.object.value for q in store.quads_for_pattern(iri, RDFS.label, None)
-                     if q.object.language == "ja"), "")
-        summary = next((q.object.value for q in store.quads_for_pattern(iri, lp.summary, None)), "")
-        rows.append((iri.value, name, summary))
-    rows.sort(key=lambda r: _number(r[0]))
+    # Three scans joined here are much faster than three lookups per measure.
+    measures = {q.subject.value for q in store.quads_for_pattern(None, RDF.type, lp.Measure)}
+    names = {q.subject.value: q.object.value for q in store.quads_for_pattern(None, RDFS.label, None)
+             if q.object.language == "ja" and q.subject.value in measures}
+    summaries = {q.subject.value: q.object.value for q in store.quads_for_pattern(None, lp.summary, None)}
+    rows = sorted(((iri, names.get(iri, ""), summaries.get(iri, "")) for iri in measures),
+                  key=lambda r: _number(r[0]))
     fd, tmp = tempfile.mkstemp(dir=dist, prefix=".search-new-")
     os.close(fd)
     try:
@@ -100,24 +99,27 @@ class Search:
         return sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
 
     def find(self, query: str, limit: int = 50, offset: int = 0) -> tuple[list[Hit], int]:
-        """Matches for ``query`` (whitespace-separated words must all occur), best first, and their count."""
+        """Matches for ``query`` (whitespace-separated words must all occur), best first, and their count.
+
+        Ranking and paging happen in SQLite, so a common word among 100,000 measures costs one pass.
+        """
         words = [w for w in query.split() if w]
         if not words:
             return [], 0
+        in_name = " * ".join("(instr(m.name, ?) > 0)" for _ in words)
+        if all(len(w) >= 3 for w in words):
+            match = " AND ".join('"' + w.replace('"', '""') + '"' for w in words)
+            source = "measure_text JOIN measure m ON m.id = measure_text.rowid WHERE measure_text MATCH ?"
+            where, order = [match], "bm25(measure_text), m.id"
+        else:
+            source = "measure m WHERE " + " AND ".join("(instr(m.name, ?) OR instr(m.summary, ?))" for _ in words)
+            where, order = [w for w in words for _ in (0, 1)], "m.id"
         db = self._connect()
         try:
-            if all(len(w) >= 3 for w in words):
-                match = " AND ".join('"' + w.replace('"', '""') + '"' for w in words)
-                found = db.execute(
-                    "SELECT m.iri, m.name, m.summary, bm25(measure_text) FROM measure_text "
-                    "JOIN measure m ON m.id = measure_text.rowid WHERE measure_text MATCH ?", (match,)).fetchall()
-            else:
-                condition = " AND ".join("(instr(name, ?) OR instr(summary, ?))" for _ in words)
-                found = db.execute(f"SELECT iri, name, summary, 0 FROM measure WHERE {condition}",
-                                   [w for w in words for _ in (0, 1)]).fetchall()
+            rows = db.execute(f"SELECT m.iri, m.name, m.summary, {in_name} AS in_name FROM {source} "
+                              f"ORDER BY in_name DESC, {order} LIMIT ? OFFSET ?",
+                              [*words, *where, limit, offset]).fetchall()
+            (total,) = db.execute(f"SELECT COUNT(*) FROM {source}", where).fetchone()
         finally:
             db.close()
-        hits = [Hit(iri, name, summary, all(w in name for w in words)) for iri, name, summary, _ in found]
-        score = {iri: rank for iri, _, _, rank in found}
-        hits.sort(key=lambda h: (not h.in_name, score[h.iri], _number(h.iri)))
-        return hits[offset:offset + limit], len(hits)
+        return [Hit(iri, name, summary, bool(flag)) for iri, name, summary, flag in rows], total
