@@ -175,11 +175,13 @@ class Engine:
         self.timeouts = 0
 
     def start(self) -> None:
+        context: multiprocessing.context.BaseContext
         if "forkserver" in multiprocessing.get_all_start_methods():
-            context = multiprocessing.get_context("forkserver")
+            forkserver = multiprocessing.get_context("forkserver")
             if self.in_memory:
                 os.environ[PRELOAD_VARIABLE] = str(self.dump)  # read by the forkserver's import of this module
-                context.set_forkserver_preload([__name__])
+                forkserver.set_forkserver_preload([__name__])
+            context = forkserver
         else:
             context = multiprocessing.get_context("spawn")
         dump = str(self.dump) if self.in_memory else ""

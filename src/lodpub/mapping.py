@@ -17,12 +17,22 @@ from pyoxigraph import Literal, NamedNode, Triple
 
 from .cells import Measure
 from .register import Register
-from .source import CANONICAL_HEADER, SourceFile, Table
+from .source import CANONICAL_HEADER, SourceFile, Strategy, Table
 from .vocab import DCAT, DCTERMS, ORG, RDF, RDFS, SAC, SKOS, XSD, Namespace, lodpub
 
 GOVERNMENT_JA = "東京都"
 GOVERNMENT_EN = "Tokyo Metropolitan Government"
 SAFE_SLUG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+@dataclass(frozen=True)
+class _Ids:
+    """Register IDs by kind: by key for strategies, units and contacts; in record order for measures."""
+
+    strategy: dict[str, int]
+    unit: dict[str, int]
+    contact: dict[str, int]
+    measure: list[int]
 
 
 @dataclass
@@ -78,78 +88,96 @@ class Mapper:
         return NamedNode(f"{self.base}id/{kind}/{ident}")
 
     def map(self, sources: Sequence[SourceFile], measures: Sequence[Measure]) -> Graph:
-        lp, reg = self.lp, self.register
-        graph = Graph()
-        out = graph.triples
-        add = out.append
-
-        strategies = {}
+        """Mint or look up every IRI, then describe each kind of resource in turn."""
+        reg = self.register
+        strategies: dict[int, Strategy] = {}
         for source in sources:
             for table in source.tables:
                 strategies.setdefault(table.strategy.number, table.strategy)
-        strategy_ids = reg.assign("strategy", [str(n) for n in sorted(strategies)])
-        paths = [m.department[:depth] for m in measures for depth in range(1, len(m.department) + 1)]
-        unit_ids = reg.assign("unit", [" ".join(p) for p in paths])
-        contact_keys = [(" ".join(m.department), tel) for m in measures for tel in m.phones]
-        contact_ids = reg.assign("contact", [f"{path} {tel}" for path, tel in contact_keys])
-        measure_ids = reg.assign_measures([(m.name, " ".join(m.department), m.summary) for m in measures])
+        units = [m.department[:depth] for m in measures for depth in range(1, len(m.department) + 1)]
+        contacts = [(" ".join(m.department), tel) for m in measures for tel in m.phones]
+        ids = _Ids(
+            strategy=reg.assign("strategy", [str(n) for n in sorted(strategies)]),
+            unit=reg.assign("unit", [" ".join(u) for u in units]),
+            contact=reg.assign("contact", [f"{path} {tel}" for path, tel in contacts]),
+            measure=reg.assign_measures([(m.name, " ".join(m.department), m.summary) for m in measures]),
+        )
         reg.finish()
 
-        gov = self.government
-        out.extend(self.government_triples())
+        graph = Graph()
+        graph.triples.extend(self.government_triples())
+        self._strategies(graph, strategies, ids)
+        unit_nodes = self._units(graph, set(units), ids)
+        contact_nodes = self._contacts(graph, set(contacts), ids, unit_nodes)
+        self._measures(graph, sources, measures, ids, unit_nodes, contact_nodes)
+        for source in sources:
+            graph.triples.extend(self.source_triples(source))
+        return graph
 
-        for number in sorted(strategies, key=lambda n: strategy_ids[str(n)]):
-            s = strategies[number]
-            node = self.iri("strategy", strategy_ids[str(number)])
+    def _strategies(self, graph: Graph, strategies: dict[int, Strategy], ids: _Ids) -> None:
+        add, lp = graph.triples.append, self.lp
+        for number in sorted(strategies, key=lambda n: ids.strategy[str(n)]):
+            node = self.iri("strategy", ids.strategy[str(number)])
             add(Triple(node, RDF.type, lp.Strategy))
-            add(Triple(node, RDFS.label, Literal(s.title, language="ja")))
+            add(Triple(node, RDFS.label, Literal(strategies[number].title, language="ja")))
             add(Triple(node, SKOS.notation, Literal(f"戦略{number}")))
             graph.strategies += 1
 
-        unit_nodes: dict[str, NamedNode] = {}
-        for path in sorted({p for p in paths}, key=lambda p: unit_ids[" ".join(p)]):
-            key = " ".join(path)
-            node = unit_nodes[key] = self.iri("unit", unit_ids[key])
-            add(Triple(node, RDF.type, unit_class(lp, path)))
-            add(Triple(node, RDFS.label, Literal(path[-1], language="ja")))
-            if path[-1] in self.english:
-                add(Triple(node, RDFS.label, Literal(self.english[path[-1]], language="en")))
-            add(Triple(node, lp.level, Literal(str(len(path)), datatype=XSD.integer)))
-            add(Triple(node, ORG.unitOf, unit_nodes[" ".join(path[:-1])] if len(path) > 1 else gov))
+    def _units(self, graph: Graph, units: set[tuple[str, ...]], ids: _Ids) -> dict[str, NamedNode]:
+        """One node per unit path, parents before children (a parent's ID is always smaller)."""
+        add, lp = graph.triples.append, self.lp
+        nodes: dict[str, NamedNode] = {}
+        for unit in sorted(units, key=lambda u: ids.unit[" ".join(u)]):
+            key = " ".join(unit)
+            node = nodes[key] = self.iri("unit", ids.unit[key])
+            add(Triple(node, RDF.type, unit_class(lp, unit)))
+            add(Triple(node, RDFS.label, Literal(unit[-1], language="ja")))
+            if unit[-1] in self.english:
+                add(Triple(node, RDFS.label, Literal(self.english[unit[-1]], language="en")))
+            add(Triple(node, lp.level, Literal(str(len(unit)), datatype=XSD.integer)))
+            add(Triple(node, ORG.unitOf, nodes[" ".join(unit[:-1])] if len(unit) > 1 else self.government))
             graph.units += 1
+        return nodes
 
-        contact_nodes: dict[tuple[str, str], NamedNode] = {}
-        for path, tel in sorted(set(contact_keys), key=lambda k: contact_ids[f"{k[0]} {k[1]}"]):
-            node = contact_nodes[path, tel] = self.iri("contact", contact_ids[f"{path} {tel}"])
+    def _contacts(self, graph: Graph, contacts: set[tuple[str, str]], ids: _Ids,
+                  unit_nodes: dict[str, NamedNode]) -> dict[tuple[str, str], NamedNode]:
+        add, lp = graph.triples.append, self.lp
+        nodes: dict[tuple[str, str], NamedNode] = {}
+        for unit_path, tel in sorted(contacts, key=lambda c: ids.contact[f"{c[0]} {c[1]}"]):
+            node = nodes[unit_path, tel] = self.iri("contact", ids.contact[f"{unit_path} {tel}"])
             add(Triple(node, RDF.type, lp.ContactPoint))
             add(Triple(node, RDFS.label, Literal(national(tel))))
             add(Triple(node, lp.telephone, NamedNode(tel)))
-            add(Triple(node, lp.unit, unit_nodes[path]))
+            add(Triple(node, lp.unit, unit_nodes[unit_path]))
             graph.contacts += 1
+        return nodes
 
+    def _measures(self, graph: Graph, sources: Sequence[SourceFile], measures: Sequence[Measure], ids: _Ids,
+                  unit_nodes: dict[str, NamedNode], contact_nodes: dict[tuple[str, str], NamedNode]) -> None:
+        """The measures, then their source rows; this loop emits most of the graph, so terms are local."""
+        add, lp = graph.triples.append, self.lp
         tables = {(t.file, t.index): self.table_iri(t) for s in sources for t in s.tables}
         text_property = {key: lp[key + "Text"] for key in CANONICAL_HEADER}
         text_property["phone"] = lp.telephoneText
-        rows = []
-        # Looked up once: this loop runs for every measure and emits most of the graph.
         a, label, summary, strategy, responsible, bureau, contact, url, remarks, start, end, source = (
             RDF.type, RDFS.label, lp.summary, lp.strategy, lp.responsibleUnit, lp.bureau, lp.contactPoint,
             lp.url, lp.remarks, lp.startDate, lp.endDate, lp.source)
         measure_class, date = lp.Measure, XSD.date
-        strategy_nodes = {n: self.iri("strategy", strategy_ids[str(n)]) for n in strategies}
-        for m, ident in sorted(zip(measures, measure_ids, strict=True), key=lambda pair: pair[1]):
+        strategy_nodes = {int(n): self.iri("strategy", i) for n, i in ids.strategy.items()}
+        rows: list[tuple[NamedNode, Measure]] = []
+        for m, ident in sorted(zip(measures, ids.measure, strict=True), key=lambda pair: pair[1]):
             node = self.iri("measure", ident)
             graph.records[node.value] = m
-            path = " ".join(m.department)
+            unit_path = " ".join(m.department)
             add(Triple(node, a, measure_class))
             add(Triple(node, label, Literal(m.name, language="ja")))
             if m.summary:
                 add(Triple(node, summary, Literal(m.summary, language="ja")))
             add(Triple(node, strategy, strategy_nodes[m.row.table.strategy.number]))
-            add(Triple(node, responsible, unit_nodes[path]))
+            add(Triple(node, responsible, unit_nodes[unit_path]))
             add(Triple(node, bureau, unit_nodes[m.department[0]]))
             for tel in m.phones:
-                add(Triple(node, contact, contact_nodes[path, tel]))
+                add(Triple(node, contact, contact_nodes[unit_path, tel]))
             if m.url:
                 add(Triple(node, url, NamedNode(m.url)))
             if m.remarks:
@@ -170,10 +198,6 @@ class Mapper:
             add(Triple(row, in_table, tables[m.row.table.file, m.row.table.index]))
             add(Triple(row, line, Literal(str(m.row.line), datatype=integer)))
 
-        for source in sources:
-            out.extend(self.source_triples(source, strategy_ids))
-        return graph
-
     def government_triples(self) -> list[Triple]:
         gov = self.government
         return [Triple(gov, RDF.type, ORG.FormalOrganization),
@@ -187,17 +211,17 @@ class Mapper:
     def table_iri(self, table: Table) -> NamedNode:
         return NamedNode(f"{self.source_iri(table.file).value}#table-{table.index}")
 
-    def source_triples(self, source: SourceFile, strategy_ids: dict[str, int]) -> Iterable[Triple]:
+    def source_triples(self, source: SourceFile) -> Iterable[Triple]:
         lp = self.lp
-        node = self.source_iri(source.path)
-        yield Triple(node, RDF.type, lp.SourceFile)
-        yield Triple(node, DCTERMS.title, Literal(source.path.replace("\\", "/").rsplit("/", 1)[-1]))
-        yield Triple(node, lp.sha256, Literal(source.sha256, datatype=XSD.hexBinary))
-        yield Triple(node, DCAT.byteSize, Literal(str(source.size), datatype=XSD.nonNegativeInteger))
+        file_node = self.source_iri(source.path)
+        yield Triple(file_node, RDF.type, lp.SourceFile)
+        yield Triple(file_node, DCTERMS.title, Literal(source.path.replace("\\", "/").rsplit("/", 1)[-1]))
+        yield Triple(file_node, lp.sha256, Literal(source.sha256, datatype=XSD.hexBinary))
+        yield Triple(file_node, DCAT.byteSize, Literal(str(source.size), datatype=XSD.nonNegativeInteger))
         for table in source.tables:
             t = self.table_iri(table)
             yield Triple(t, RDF.type, lp.SourceTable)
-            yield Triple(t, lp.file, node)
+            yield Triple(t, lp.file, file_node)
             yield Triple(t, lp.headerLine, Literal(str(table.header_line), datatype=XSD.integer))
             for key, number in sorted(table.columns.items(), key=lambda kv: kv[1]):
                 column = NamedNode(f"{t.value}-column-{number}")

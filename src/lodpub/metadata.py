@@ -8,7 +8,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-import pyoxigraph as ox
 from pyoxigraph import Literal, NamedNode, Triple
 
 from .settings import Settings
@@ -113,7 +112,3 @@ def _checksum(add, node: NamedNode, sha256: str) -> None:
     add(Triple(checksum, RDF.type, SPDX.Checksum))
     add(Triple(checksum, SPDX.algorithm, SPDX.checksumAlgorithm_sha256))
     add(Triple(checksum, SPDX.checksumValue, Literal(sha256, datatype=XSD.hexBinary)))
-
-
-def serialize(triples: Sequence[Triple], fmt: ox.RdfFormat, prefixes: dict[str, str]) -> bytes:
-    return ox.serialize(triples, format=fmt, prefixes=prefixes)

@@ -22,7 +22,7 @@ def write_bytes(path: Path, chunks: Iterable[bytes]) -> None:
 
 def write_sorted_ntriples(path: Path, triples: Iterable[ox.Triple]) -> None:
     """N-Triples, one line per triple in byte order: diffable, and identical for identical graphs."""
-    lines = ox.serialize(triples, format=ox.RdfFormat.N_TRIPLES).splitlines(keepends=True)
+    lines = (ox.serialize(triples, format=ox.RdfFormat.N_TRIPLES) or b"").splitlines(keepends=True)
     lines.sort()
     write_bytes(path, lines)
 

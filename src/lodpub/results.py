@@ -30,7 +30,8 @@ class Answer:
 
 
 def capped(items: Iterable, limit: int) -> tuple[list, bool]:
-    out = []
+    """At most ``limit`` items, and whether there were more."""
+    out: list = []
     for item in items:
         if len(out) == limit:
             return out, True
@@ -129,7 +130,5 @@ def used_prefixes(triples: Iterable[ox.Triple], candidates: dict[str, str]) -> d
 
 
 def graph(triples: Sequence[ox.Triple], fmt: str, prefixes: dict[str, str] | None = None) -> bytes:
-    if fmt == "nt":
-        return ox.serialize(triples, format=ox.RdfFormat.N_TRIPLES)
     used = prefixes if fmt in ("ttl", "rdf") else None
-    return ox.serialize(triples, format=GRAPH_FORMATS[fmt], prefixes=used)
+    return ox.serialize(triples, format=GRAPH_FORMATS[fmt], prefixes=used) or b""

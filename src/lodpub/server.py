@@ -87,7 +87,7 @@ def message(site: Site, request: Request, status: int, title: str, text: str, ir
     return sparql_endpoint.text(status, f"{title}: {text}")
 
 
-def create_app(dist: Path, settings: Settings) -> FastAPI:
+def create_app(dist: Path, settings: Settings) -> AccessLog:
     site = Site(dist, settings)
 
     @asynccontextmanager
