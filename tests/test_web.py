@@ -86,3 +86,10 @@ def test_every_page_is_light_and_loads_nothing_from_elsewhere(server):
         loaded = re.findall(r'<(?:script|img|link rel="(?:stylesheet|icon)")[^>]*(?:src|href)="([^"]+)"', page)
         assert [url for url in loaded if url.startswith(("http:", "https:", "//"))] == [], path
         assert 'id="site-search"' in page
+
+
+def test_search_results_are_paged_with_the_query_kept(server):
+    page = httpx.get(server.url + "/search", params={"q": "移住"}, headers=HTML).text
+    assert 'href="?q=%E7%A7%BB%E4%BD%8F&amp;page=2"' in page and "<span>1 / 2</span>" in page
+    second = httpx.get(server.url + "/search", params={"q": "移住", "page": 2}, headers=HTML).text
+    assert second.count("<li><a href=") == 3 and 'rel="prev"' in second
