@@ -118,8 +118,11 @@ def search(site: Site, request: Request) -> Response:
     page = max(1, int(asked)) if asked.isdigit() else 1
     size = site.settings.page_size
     hits, total = site.search.find(query, size, (page - 1) * size) if query else ([], 0)
-    fmt = negotiation.choose((negotiation.HTML, negotiation.Format("json", "application/json")),
-                             request.headers.get("accept"), request.query_params.get("format"))
+    try:
+        fmt = negotiation.choose((negotiation.HTML, negotiation.Format("json", "application/json")),
+                                 request.headers.get("accept"), request.query_params.get("format"))
+    except negotiation.NotAcceptable:
+        fmt = negotiation.HTML  # a page is the most useful thing to give a client that wants neither
     if fmt.name == "json":
         return JSONResponse({"query": query, "total": total, "page": page, "results": [
             {"iri": h.iri, "name": h.name, "summary": h.summary, "matched": "name" if h.in_name else "summary"}
