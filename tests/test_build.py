@@ -252,7 +252,7 @@ def test_build_prints_progress_and_a_summary(tmp_path):
     assert result.returncode == 0
     assert result.stdout == f"built {tmp_path}/out/: 20 measures, 14 units, 9 contacts, 1 strategies, " \
                             f"422 triples, 0 warnings\n"
-    assert [line.split(":")[0] for line in result.stderr.splitlines()] == ["read", "map", "validate", "write"]
+    assert [line.split(":")[0] for line in result.stderr.splitlines()] == ["read", "map", "validate", "write", "index"]
 
 
 def test_building_the_project_uses_data_and_its_register(tmp_path):

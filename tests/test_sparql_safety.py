@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import socket
 import time
 
@@ -112,3 +113,15 @@ def test_access_log_is_one_json_object_per_request(server):
     [entry] = [e for e in lines if e["query"] == "probe=access-log"]
     assert (entry["method"], entry["path"], entry["status"]) == ("GET", "/health", 200)
     assert entry["ms"] >= 0 and entry["bytes"] > 0
+
+
+def test_a_query_whose_client_went_away_is_stopped(server):
+    before = httpx.get(f"{server.url}/health").json()["abandoned"]
+    with contextlib.suppress(httpx.ReadTimeout):  # the client gives up long before the 3-second limit
+        httpx.get(f"{server.url}/sparql", params={"query": CARTESIAN + " # abandoned"}, timeout=0.8)
+    deadline = time.monotonic() + 2.5
+    while time.monotonic() < deadline and httpx.get(f"{server.url}/health").json()["abandoned"] == before:
+        time.sleep(0.1)
+    health = httpx.get(f"{server.url}/health").json()
+    assert health["abandoned"] == before + 1
+    assert health["running"] == 0

@@ -168,8 +168,17 @@ def build(paths: Sequence[Path], out: Path, settings: Settings, register: Regist
         if any(f.is_violation for f in findings):
             raise GraphInvalid(validation.describe_findings(findings, describe))
 
-    with _stage(result, "write", progress), publish.staging(out) as tmp:
-        _write_dist(tmp, graph.triples, settings, rules, findings, register, sources, mapper, env)
+    with publish.staging(out) as tmp:
+        with _stage(result, "write", progress):
+            _write_dist(tmp, graph.triples, settings, rules, findings, register, sources, mapper, env)
+        # The dumps are written: let the graph go before the store and index are built from them.
+        graph.triples.clear()
+        graph.records.clear()
+        with _stage(result, "index", progress):
+            build_store(tmp)
+            store = open_read_only(tmp)
+            ensure_search_index(tmp, store, settings.base)
+            del store
     register.save()
     return result
 
@@ -210,10 +219,6 @@ def _write_dist(tmp: Path, triples, settings: Settings, rules: validation.Rules,
     if any(f.is_violation for f in found):
         raise GraphInvalid(validation.describe_findings(found, str))
     publish.write_turtle(tmp / "void.ttl", description, prefixes(base) | {"data": f"{base}data/"})
-    build_store(tmp)
-    store = open_read_only(tmp)
-    ensure_search_index(tmp, store, base)
-    del store
 
 
 def _describer(graph, base: str) -> Callable[[str], str]:

@@ -29,6 +29,7 @@ import resource
 import signal
 import threading
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from pathlib import Path
@@ -121,7 +122,14 @@ def _peak_rss() -> float:
 
 # ---------------------------------------------------------------- in the server
 
+ABANDON_CHECK = 0.5  # seconds between checks that the client is still there
+
+
 class QueryTimeout(Exception):
+    pass
+
+
+class ClientGone(Exception):
     pass
 
 
@@ -173,6 +181,7 @@ class Engine:
         self.pool: pebble.ProcessPool | None = None
         self.running = 0
         self.timeouts = 0
+        self.abandoned = 0
 
     def start(self) -> None:
         context: multiprocessing.context.BaseContext
@@ -197,7 +206,10 @@ class Engine:
             self.pool.join(timeout=5)
             self.pool = None
 
-    async def answer(self, request: Request) -> Outcome:
+    async def answer(self, request: Request,
+                     abandoned: Callable[[], Awaitable[bool]] | None = None) -> Outcome:
+        """The outcome of ``request``; if ``abandoned()`` turns true first, the query is stopped (its
+        worker killed and replaced) so that a client that went away does not keep a worker busy."""
         cached = self.cache.get(request)
         if cached is not None:
             return cached
@@ -205,7 +217,16 @@ class Engine:
         future = self.pool.schedule(run, args=(request,), timeout=self.timeout)
         self.running += 1
         try:
-            outcome = await asyncio.wrap_future(future)
+            waiting = asyncio.wrap_future(future)
+            while abandoned is not None:
+                done, _ = await asyncio.wait({waiting}, timeout=ABANDON_CHECK)
+                if done:
+                    break
+                if await abandoned():
+                    future.cancel()
+                    self.abandoned += 1
+                    raise ClientGone
+            outcome = await waiting
         except FutureTimeout:
             self.timeouts += 1
             raise QueryTimeout from None

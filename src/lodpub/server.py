@@ -152,6 +152,7 @@ def create_app(dist: Path, settings: Settings) -> AccessLog:
         engine = site.engine
         return JSONResponse({"status": "ok", "dataset": site.version, "triples": site.triples,
                              "workers": engine.workers, "running": engine.running, "timeouts": engine.timeouts,
+                             "abandoned": engine.abandoned,
                              "cache": {"entries": len(engine.cache.items), "bytes": engine.cache.size,
                                        "hits": engine.cache.hits, "misses": engine.cache.misses}})
 

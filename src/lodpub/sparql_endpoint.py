@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from . import negotiation, sparql_guard
-from .engine import Engine, QueryTimeout, WorkerLost
+from .engine import ClientGone, Engine, QueryTimeout, WorkerLost
 from .engine import Request as QueryRequest
 from .settings import Settings
 from .vocab import DCTERMS, RDF, SD, VOID, XSD, prefixes
@@ -93,12 +93,15 @@ async def answer(request: Request, settings: Settings, engine: Engine, dataset_i
                        max_bytes=settings.max_response_bytes, truncated_link=f"{settings.base}sparql#truncated",
                        prefixes=tuple(prefixes(settings.base).items()))
     try:
-        outcome = await engine.answer(job)
+        outcome = await engine.answer(job, request.is_disconnected)
+    except ClientGone:
+        return text(499, "the client closed the connection; the query was stopped")  # nobody reads this
     except QueryTimeout:
         raise ProtocolError(503, f"the query ran longer than the {settings.query_timeout:g}-second limit and was "
                                  "stopped; make it more specific or add a LIMIT", {"Retry-After": "1"}) from None
     except WorkerLost:
-        raise ProtocolError(503, "the query stopped its worker (too much memory?); it was not completed",
+        raise ProtocolError(503, "the query's worker stopped before answering (the server may be shutting down, "
+                                 "or the query needed too much memory); it was not completed",
                             {"Retry-After": "1"}) from None
     if outcome.error:
         raise ProtocolError(400, f"the query is not valid SPARQL: {outcome.error}")
