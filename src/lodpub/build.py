@@ -6,12 +6,13 @@ figures and the command line can show progress.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import resource
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -90,6 +91,12 @@ def _stage(result: BuildResult, name: str, progress: Callable[[str], None]) -> I
     yield stats
     result.stages.append(Stage(name, time.perf_counter() - start, _peak_mib(), stats.get("workers_peak_mib", 0.0)))
     progress(f"{name}: {result.stages[-1].seconds:.1f} s")
+
+
+def _return_freed_memory() -> None:
+    """Hand freed heap pages back to the system (glibc keeps them otherwise), where that is possible."""
+    with suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def read_english_names(path: Path) -> dict[str, str]:
@@ -174,6 +181,7 @@ def build(paths: Sequence[Path], out: Path, settings: Settings, register: Regist
         # The dumps are written: let the graph go before the store and index are built from them.
         graph.triples.clear()
         graph.records.clear()
+        _return_freed_memory()
         with _stage(result, "index", progress):
             build_store(tmp)
             store = open_read_only(tmp)
