@@ -251,7 +251,7 @@ def test_build_prints_progress_and_a_summary(tmp_path):
     result = lodpub("build", str(SEED), "--out", str(tmp_path / "out"))
     assert result.returncode == 0
     assert result.stdout == f"built {tmp_path}/out/: 20 measures, 14 units, 9 contacts, 1 strategies, " \
-                            f"422 triples, 0 warnings\n"
+                            f"442 triples, 0 warnings\n"
     assert [line.split(":")[0] for line in result.stderr.splitlines()] == ["read", "map", "validate", "write", "index"]
 
 
@@ -276,3 +276,12 @@ def test_a_missing_file_is_a_clear_error(tmp_path):
     result = lodpub("build", str(tmp_path / "nope.txt"), "--out", str(tmp_path / "out"))
     assert result.returncode == 1
     assert result.stderr.splitlines()[0] == f"{tmp_path}/nope.txt:0: error: cannot read the file: No such file or directory"
+
+
+def test_position_by_name_pages_a_listing_exactly_as_order_by_name_does(seed_build):
+    store = store_of(seed_build[0])
+    ordered = select(store, "SELECT ?m { ?m a lp:Measure ; rdfs:label ?name } ORDER BY ?name ?m")
+    ranged = select(store, "SELECT ?m { ?m lp:nameOrder ?n } ORDER BY ?n")
+    assert ranged == ordered and len(ranged) == 20
+    page = select(store, "SELECT ?m { ?m lp:nameOrder ?n FILTER(?n > 5 && ?n <= 10) } ORDER BY ?n")
+    assert page == ordered[5:10]

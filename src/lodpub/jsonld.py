@@ -32,6 +32,7 @@ TERMS: dict[str, tuple[str, str]] = {
     "remarks": ("lp:remarks", "str"),
     "startDate": ("lp:startDate", "typed:date"),
     "endDate": ("lp:endDate", "typed:date"),
+    "nameOrder": ("lp:nameOrder", "int"),
     "nameText": ("lp:nameText", "str"),
     "summaryText": ("lp:summaryText", "str"),
     "departmentText": ("lp:departmentText", "str"),

@@ -164,6 +164,11 @@ class Mapper:
             lp.url, lp.remarks, lp.startDate, lp.endDate, lp.source)
         measure_class, date = lp.Measure, XSD.date
         strategy_nodes = {int(n): self.iri("strategy", i) for n, i in ids.strategy.items()}
+        # A measure's position in a listing ordered by name, then IRI (what SPARQL's ORDER BY ?name ?m gives).
+        iris = [f"{self.base}id/measure/{ident}" for ident in ids.measure]
+        by_name = sorted(range(len(measures)), key=lambda i: (measures[i].name, iris[i]))
+        order = {ids.measure[i]: position for position, i in enumerate(by_name, start=1)}
+        name_order, integer = lp.nameOrder, XSD.integer
         rows: list[tuple[NamedNode, Measure]] = []
         for m, ident in sorted(zip(measures, ids.measure, strict=True), key=lambda pair: pair[1]):
             node = self.iri("measure", ident)
@@ -171,6 +176,7 @@ class Mapper:
             unit_path = " ".join(m.department)
             add(Triple(node, a, measure_class))
             add(Triple(node, label, Literal(m.name, language="ja")))
+            add(Triple(node, name_order, Literal(str(order[ident]), datatype=integer)))
             if m.summary:
                 add(Triple(node, summary, Literal(m.summary, language="ja")))
             add(Triple(node, strategy, strategy_nodes[m.row.table.strategy.number]))
@@ -192,7 +198,7 @@ class Mapper:
             add(Triple(node, source, row))
             rows.append((row, m))
             graph.measures += 1
-        row_class, in_table, line, integer = lp.SourceRow, lp.table, lp.line, XSD.integer
+        row_class, in_table, line = lp.SourceRow, lp.table, lp.line
         for row, m in rows:
             add(Triple(row, a, row_class))
             add(Triple(row, in_table, tables[m.row.table.file, m.row.table.index]))
