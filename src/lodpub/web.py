@@ -20,7 +20,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from . import negotiation, pages
 from .examples import EXAMPLES, prologue
 from .mapping import national
-from .vocab import ORG, RDF, RDFS, SKOS, lodpub
+from .vocab import ORG, RDF, SKOS, lodpub
 
 if TYPE_CHECKING:
     from .server import Site
@@ -288,4 +288,4 @@ def query_editor(site: Site, request: Request) -> HTMLResponse:
                   formats=[f.name for f in (*negotiation.SOLUTIONS, *negotiation.GRAPH)])
 
 
-__all__ = ["RDFS", "browse", "landing", "query_editor", "render", "resource_page", "search", "vocabulary_page"]
+__all__ = ["browse", "landing", "query_editor", "render", "resource_page", "search", "vocabulary_page"]
