@@ -44,6 +44,7 @@ def test_a_measure_page_has_its_chain_contact_and_schema(server):
     chain = re.search(r'<nav class="chain".*?</nav>', page, re.S).group()
     assert re.findall(r">([^<>]+)</a>", chain) == ["東京都", "産業労働局", "商工部", "調整課"]
     assert '<a href="tel:+81-3-5320-5982">' in page
+    assert '<h2 id="source">出典行 (source)</h2>' in page
     service = schema_of(page)
     assert service["@type"] == "GovernmentService" and service["name"] == "多摩イノベーションエコシステム促進事業"
     assert service["provider"]["name"] == "調整課"

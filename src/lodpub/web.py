@@ -186,11 +186,18 @@ def resource_page(site: Site, request: Request, description, page: int, path: st
         subtitle=labels.get(iri, {}).get("en") if lang == "ja" else None, iri=iri, alternates=alternates,
         chain=[{"href": site.local(u) or u, "label": pages.pick(labels.get(u), lang)} for u, _ in chain],
         properties=renderer.rows(own, labels),
-        parts=[{"anchor": p.rsplit("#", 1)[-1], "title": p.rsplit("#", 1)[-1], "properties": renderer.rows(t, labels)}
-               for p, t in parts.items()],
+        parts=[{"anchor": p.rsplit("#", 1)[-1], "title": part_title(renderer, p, t),
+                "properties": renderer.rows(t, labels)} for p, t in parts.items()],
         incoming=incoming, incoming_total=description.incoming_total, page=page,
         pages=max(1, math.ceil(description.incoming_total / site.settings.page_size)),
         schema=schema_script(schema_of(site, iri, types, own, labels, chain, phones, lang)))
+
+
+def part_title(renderer: pages.Renderer, iri: str, triples: list[ox.Triple]) -> str:
+    """A #part of a resource (a measure's source row) is titled by its type: 出典行 (source)."""
+    kind = next((t.object.value for t in triples if t.predicate == RDF.type), None)
+    fragment = iri.rsplit("#", 1)[-1]
+    return f"{renderer.term(kind)} ({fragment})" if kind else fragment
 
 
 def unit_chain(site: Site, iri: str, own: list[ox.Triple]) -> list[tuple[str, int]]:
