@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
@@ -11,6 +10,7 @@ from pathlib import Path
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 
+from .publish import sha256_file
 from .store import CACHES
 
 MEDIA_TYPES = {
@@ -44,16 +44,19 @@ class DistFile:
         return MEDIA_TYPES.get(self.path.suffix, "application/octet-stream")
 
 
-def index(dist: Path) -> dict[str, DistFile]:
-    """Every published file (not the query store), with its checksum, read once at start."""
+def index(dist: Path, described: dict[str, tuple[int, str]] | None = None) -> dict[str, DistFile]:
+    """Every published file (not the caches) with its SHA-256, at start.
+
+    ``described`` maps file names to the (size, SHA-256) the dataset description states; those are
+    trusted when the size agrees, so the dumps are not read again just to be hashed.
+    """
     files = {}
     for path in sorted(dist.iterdir()):
         if path.is_file() and not path.name.startswith(".") and path.name not in CACHES:
-            digest = hashlib.sha256()
-            with path.open("rb") as fh:
-                for block in iter(lambda: fh.read(1 << 20), b""):
-                    digest.update(block)
-            files[path.name] = DistFile(path.name, path, path.stat().st_size, digest.hexdigest())
+            size = path.stat().st_size
+            known = (described or {}).get(path.name)
+            sha = known[1] if known and known[0] == size else sha256_file(path)
+            files[path.name] = DistFile(path.name, path, size, sha)
     return files
 
 

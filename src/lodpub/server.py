@@ -28,7 +28,7 @@ from .linked_data import KINDS, LinkedData, read_withdrawn
 from .search import Search
 from .settings import Settings
 from .store import ensure_search_index, ensure_store, open_read_only
-from .vocab import DCTERMS, RDFS, VOID, prefixes
+from .vocab import DCAT, DCTERMS, RDFS, SPDX, VOID, prefixes
 
 log = logging.getLogger("lodpub.access")
 IDENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -46,8 +46,8 @@ class Site:
         ensure_store(dist)
         self.store = open_read_only(dist)
         self.ld = LinkedData(self.store, self.base, read_withdrawn(dist / "register.tsv", self.base))
-        self.files = downloads.index(dist)
         self.void = [q.triple for q in ox.parse(path=str(dist / "void.ttl"), format=ox.RdfFormat.TURTLE)]
+        self.files = downloads.index(dist, described_files(self.void, self.base))
         dataset = ox.NamedNode(settings.dataset_iri)
         about = {t.predicate.value: t.object.value for t in self.void if t.subject == dataset}
         self.triples = int(about[VOID.triples.value])
@@ -78,6 +78,16 @@ class Site:
         body = results.graph(triples, fmt.name, results.used_prefixes(triples, prefixes(self.base)))
         media = fmt.media_type + ("; charset=utf-8" if fmt.media_type.startswith("text/") else "")
         return Response(body, media_type=media, headers=headers)
+
+
+def described_files(void: list[ox.Triple], base: str) -> dict[str, tuple[int, str]]:
+    """File name → (size, SHA-256) as the dataset description states them."""
+    prefix = f"{base}data/"
+    sizes = {t.subject.value[len(prefix):]: int(t.object.value) for t in void
+             if t.predicate == DCAT.byteSize and t.subject.value.startswith(prefix)}
+    sums = {t.subject.value[len(prefix):].removesuffix("#sha256"): t.object.value for t in void
+            if t.predicate == SPDX.checksumValue and t.subject.value.startswith(prefix)}
+    return {name: (size, sums[name]) for name, size in sizes.items() if name in sums}
 
 
 def message(site: Site, request: Request, status: int, title: str, text: str, iri: str = "") -> Response:
