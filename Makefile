@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install build serve test lint bench clean
+.PHONY: install build serve test lint bench clean browser
 
 # A virtual environment with lodpub and its test tools, pinned by constraints.txt.
 $(STAMP): pyproject.toml constraints.txt
@@ -25,7 +25,14 @@ serve: build
 lint: install
 	$(BIN)/ruff check src tests bench
 
-test: install lint
+# The browser tests drive Debian's Chromium (never a downloaded browser); Japanese pages need a Japanese font.
+browser:
+	@if ! command -v chromium >/dev/null || ! fc-list 2>/dev/null | grep -qi ipa; then \
+	  apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium fonts-ipafont-gothic >/dev/null; \
+	fi
+
+test: install lint browser
 	$(BIN)/python -m pytest
 
 bench: install
