@@ -285,3 +285,9 @@ def test_position_by_name_pages_a_listing_exactly_as_order_by_name_does(seed_bui
     assert ranged == ordered and len(ranged) == 20
     page = select(store, "SELECT ?m { ?m lp:nameOrder ?n FILTER(?n > 5 && ?n <= 10) } ORDER BY ?n")
     assert page == ordered[5:10]
+
+
+def test_serve_says_what_to_do_when_nothing_is_built(tmp_path):
+    result = lodpub("serve", "--dist", str(tmp_path / "nothing"), "--port", "0")
+    assert result.returncode == 1
+    assert result.stderr == f"lodpub: {tmp_path}/nothing/measures.nt is missing; run 'lodpub build' first\n"
