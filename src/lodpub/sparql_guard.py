@@ -64,15 +64,6 @@ def _resolve(token: Token, prefixes: dict[str, str]) -> str | None:
     return None
 
 
-def query_form(query: str) -> str:
-    """SELECT, ASK, CONSTRUCT or DESCRIBE (or the update keyword, or '' if none is found)."""
-    for token in tokens(query):
-        word = token.text.upper()
-        if token.kind == "name" and (word in QUERY_KEYWORDS or word in UPDATE_KEYWORDS):
-            return word
-    return ""
-
-
 def check(query: str, allowed_graphs: Iterable[str]) -> str:
     """Refuse what lodpub never does; return the query form otherwise."""
     allowed = set(allowed_graphs)
