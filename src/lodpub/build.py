@@ -23,8 +23,8 @@ from .problems import InputError, Problem, Severity, errors
 from .register import Register
 from .resources import ENGLISH_NAMES, resource_path
 from .settings import Settings
-from .source import EncodingError, SourceFile, read
-from .store import build_store, ensure_search_index, open_read_only
+from .source import EncodingError, SourceFile, Strategy, read
+from .store import build_store, dump_version, ensure_search_index, open_read_only
 from .vocab import RDFS, prefixes
 
 DUMP = "measures"
@@ -133,15 +133,14 @@ def read_sources(paths: Sequence[Path], encoding: str | None,
 
 
 def _check_strategies_agree(sources: Sequence[SourceFile], problems: list[Problem]) -> None:
-    first: dict[int, object] = {}
+    first: dict[int, Strategy] = {}
     for source in sources:
         for table in source.tables:
             s = table.strategy
             other = first.setdefault(s.number, s)
-            if other.title != s.title and other.file != s.file:  # type: ignore[attr-defined]
+            if other.title != s.title and other.file != s.file:
                 problems.append(Problem(s.file, s.line, 0, "", f"strategy {s.number} is titled "
-                                        f"{other.title!r} in {other.file}; "  # type: ignore[attr-defined]
-                                        "one number, one title"))
+                                        f"{other.title!r} in {other.file}; one number, one title"))
 
 
 def build(paths: Sequence[Path], out: Path, settings: Settings, register: Register, *,
@@ -183,9 +182,10 @@ def build(paths: Sequence[Path], out: Path, settings: Settings, register: Regist
         graph.records.clear()
         _return_freed_memory()
         with _stage(result, "index", progress):
-            build_store(tmp)
+            version = dump_version(tmp)
+            build_store(tmp, version)
             store = open_read_only(tmp)
-            ensure_search_index(tmp, store, settings.base)
+            ensure_search_index(tmp, store, settings.base, version)
             del store
     register.save()
     return result

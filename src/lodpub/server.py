@@ -43,11 +43,12 @@ class Site:
         self.dist = dist
         self.settings = settings
         self.base = settings.base
-        ensure_store(dist)
-        self.store = open_read_only(dist)
-        self.ld = LinkedData(self.store, self.base, read_withdrawn(dist / "register.tsv", self.base))
         self.void = [q.triple for q in ox.parse(path=str(dist / "void.ttl"), format=ox.RdfFormat.TURTLE)]
         self.files = downloads.index(dist, described_files(self.void, self.base))
+        version = self.files["measures.nt"].sha256  # what the store and search index are keyed on
+        ensure_store(dist, version)
+        self.store = open_read_only(dist)
+        self.ld = LinkedData(self.store, self.base, read_withdrawn(dist / "register.tsv", self.base))
         dataset = ox.NamedNode(settings.dataset_iri)
         about = {t.predicate.value: t.object.value for t in self.void if t.subject == dataset}
         self.triples = int(about[VOID.triples.value])
@@ -55,7 +56,7 @@ class Site:
         self.last_modified = downloads.http_date(self.modified)
         self.class_counts = {t.subject.value.rsplit("-", 1)[-1]: int(t.object.value)
                              for t in self.void if t.predicate == VOID.entities}
-        self.search = Search(ensure_search_index(dist, self.store, self.base))
+        self.search = Search(ensure_search_index(dist, self.store, self.base, version))
         self.version = self.files["measures.nt"].version
         vocabulary = [q.triple for name in ("ontology.ttl", "shapes.ttl")
                       for q in ox.parse(path=str(dist / name), format=ox.RdfFormat.TURTLE)]

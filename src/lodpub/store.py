@@ -23,8 +23,8 @@ DUMP_NT = "measures.nt"
 MARKER = "SOURCE"
 
 
-def build_store(dist: Path) -> Path:
-    """Load ``dist/measures.nt`` into ``dist/store`` (replacing any previous one, atomically)."""
+def build_store(dist: Path, version: str) -> Path:
+    """Load ``dist/measures.nt`` (whose SHA-256 is ``version``) into ``dist/store``, replacing it atomically."""
     dump = dist / DUMP_NT
     target = dist / STORE_DIR
     tmp = Path(tempfile.mkdtemp(dir=dist, prefix=".store-new-"))
@@ -35,7 +35,7 @@ def build_store(dist: Path) -> Path:
         store.optimize()
         del store
         gc.collect()  # RocksDB closes when the last handle goes; rename only after that
-        (tmp / MARKER).write_text(sha256_file(dump) + "\n")
+        (tmp / MARKER).write_text(version + "\n")
         if target.exists():
             shutil.rmtree(target)
         os.rename(tmp, target)
@@ -45,14 +45,11 @@ def build_store(dist: Path) -> Path:
     return target
 
 
-def store_is_current(dist: Path) -> bool:
+def ensure_store(dist: Path, version: str) -> Path:
+    """The store for ``dist``, built first if it is missing or was loaded from another dump."""
     marker = dist / STORE_DIR / MARKER
-    return marker.exists() and marker.read_text().strip() == dump_version(dist)
-
-
-def ensure_store(dist: Path) -> Path:
-    """The store for ``dist``, built first if it is missing or older than the dump."""
-    return dist / STORE_DIR if store_is_current(dist) else build_store(dist)
+    current = marker.exists() and marker.read_text().strip() == version
+    return dist / STORE_DIR if current else build_store(dist, version)
 
 
 def open_read_only(dist: Path) -> ox.Store:
@@ -64,10 +61,9 @@ def dump_version(dist: Path) -> str:
     return sha256_file(dist / DUMP_NT)
 
 
-def ensure_search_index(dist: Path, store: ox.Store, base: str) -> Path:
-    """The search index for ``dist``, (re)built from the store when missing or stale."""
+def ensure_search_index(dist: Path, store: ox.Store, base: str, version: str) -> Path:
+    """The search index for ``dist``, (re)built from the store when missing or built from another dump."""
     from .search import INDEX, build_index, index_version
-    version = dump_version(dist)
     if index_version(dist / INDEX) == version:
         return dist / INDEX
     return build_index(dist, store, base, version)
