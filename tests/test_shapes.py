@@ -137,3 +137,17 @@ def test_an_invalid_graph_is_never_published_and_the_build_says_which_row(tmp_pa
         f"violation: measure 3 「まちづくり推進コンシェルジュ」 ({SEED} line 8): label: "
         "施策名がない、または日本語のラベルが重複しています。 Every measure needs exactly one name per language."]
     assert not (tmp_path / "dist").exists()
+
+
+def test_validating_in_parallel_pieces_finds_exactly_what_one_piece_finds(seed_triples):
+    rules = validation.Rules.load(BASE)
+    broken = [t for t in seed_triples if not (t.predicate.value == RDFS_LABEL and t.subject.value.endswith(
+        ("/measure/3", "/measure/17")))]
+    broken = [t for t in broken if not (t.subject.value.endswith("/unit/2") and t.predicate.value == UNIT_OF)]
+    _, pieces = validation.split(broken, f"{BASE}id/measure/", size=5)
+    assert len(pieces) == 4  # the 20 measures really are cut into pieces
+    whole = validation.validate(broken, rules, f"{BASE}id/measure/", workers=1, size=100)
+    parallel = validation.validate(broken, rules, f"{BASE}id/measure/", workers=2, size=5)
+    assert parallel == whole
+    assert [f.focus for f in whole if f.is_violation] == [
+        f"<{BASE}id/measure/17>", f"<{BASE}id/measure/3>", f"<{BASE}id/unit/2>"]  # the unit once, not once a piece
