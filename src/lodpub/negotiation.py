@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,7 @@ def _quality(fmt: Format, ranges: list[tuple[str, float]]) -> tuple[float, int]:
     return (best[1], best[0]) if best else (0.0, -1)
 
 
+@lru_cache(maxsize=1024)  # clients send a handful of distinct headers, and this runs on every request
 def choose(offered: Sequence[Format], accept: str | None, requested: str | None = None) -> Format:
     """The format to answer in: ``format=`` if given, else the client's best by q, ties to our order."""
     if requested:

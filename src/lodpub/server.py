@@ -7,9 +7,11 @@ matches on a read-only handle of the same store.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
+import sys
 import time
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -30,7 +32,6 @@ from .settings import Settings
 from .store import ensure_search_index, ensure_store, open_read_only
 from .vocab import DCAT, DCTERMS, RDFS, SPDX, VOID, prefixes
 
-log = logging.getLogger("lodpub.access")
 IDENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 EXTENSIONS = {"ttl": "ttl", "nt": "nt", "jsonld": "jsonld", "rdf": "rdf", "html": "html"}
 DOC_FORMATS = (negotiation.HTML, *negotiation.GRAPH)
@@ -69,8 +70,8 @@ class Site:
         if settings.query_store not in ("disk", "memory"):
             raise ValueError(f"query_store must be 'disk' or 'memory', not {settings.query_store!r}")
         self.engine = Engine(dist / "store", dist / "measures.nt", settings.query_store == "memory",
-                             settings.workers, settings.query_timeout,
-                             settings.result_cache_mb * 1024 * 1024)
+                             settings.workers, settings.query_timeout)
+        self.answers = sparql_endpoint.AnswerCache(settings.result_cache_mb * 1024 * 1024)
 
     def local(self, iri: str) -> str | None:
         return "/" + iri[len(self.base):] if iri.startswith(self.base) else None
@@ -99,13 +100,14 @@ def message(site: Site, request: Request, status: int, title: str, text: str, ir
 
 
 def create_app(dist: Path, settings: Settings) -> AccessLog:
+    """The whole server: SPARQL queries on their own fast path, everything else through FastAPI."""
     site = Site(dist, settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        site.engine.start()
+        await site.engine.start()
         yield
-        site.engine.stop()
+        await site.engine.stop()
 
     app = FastAPI(title="lodpub", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.site = site
@@ -119,23 +121,12 @@ def create_app(dist: Path, settings: Settings) -> AccessLog:
     async def protocol_error(request: Request, exc: sparql_endpoint.ProtocolError) -> Response:
         return sparql_endpoint.text(exc.status, str(exc), exc.headers)
 
-    @app.api_route("/sparql", methods=["GET", "POST", "HEAD"])
+    @app.api_route("/sparql", methods=["GET", "HEAD"])
     async def sparql(request: Request) -> Response:
-        if request.method != "POST" and "query" not in request.query_params:
-            return service_description(request)
-        if request.method != "POST" and wants_editor(request):
+        """What the query endpoint (sparql_endpoint.Endpoint) passes on: no query, or a browser's link."""
+        if "query" in request.query_params:
             return web.query_editor(site, request)  # a browser following a link to a query
-        return await sparql_endpoint.answer(request, settings, site.engine, settings.dataset_iri)
-
-    def wants_editor(request: Request) -> bool:
-        """A browser asks for HTML first; SPARQL clients never do, and ``format=`` always wins."""
-        if request.query_params.get("format"):
-            return False
-        offered = (*negotiation.SOLUTIONS, negotiation.HTML)
-        try:
-            return negotiation.choose(offered, request.headers.get("accept")) is negotiation.HTML
-        except negotiation.NotAcceptable:
-            return False
+        return service_description(request)
 
     @app.get("/search")
     async def search(request: Request) -> Response:
@@ -160,12 +151,8 @@ def create_app(dist: Path, settings: Settings) -> AccessLog:
 
     @app.get("/health")
     async def health() -> JSONResponse:
-        engine = site.engine
         return JSONResponse({"status": "ok", "dataset": site.version, "triples": site.triples,
-                             "workers": engine.workers, "running": engine.running, "timeouts": engine.timeouts,
-                             "abandoned": engine.abandoned,
-                             "cache": {"entries": len(engine.cache.items), "bytes": engine.cache.size,
-                                       "hits": engine.cache.hits, "misses": engine.cache.misses}})
+                             "workers": site.engine.workers, **site.engine.stats, "cache": site.answers.stats()})
 
     @app.api_route("/id/{kind}/{ident}", methods=["GET", "HEAD"])
     async def identifier(request: Request, kind: str, ident: str) -> Response:
@@ -262,15 +249,31 @@ def create_app(dist: Path, settings: Settings) -> AccessLog:
     app.add_middleware(CORSMiddleware, allow_origins=["*"], allow_credentials=False,
                        allow_methods=["GET", "POST", "HEAD", "OPTIONS"], allow_headers=["*"],
                        expose_headers=["X-SPARQL-MaxRows", "Warning", "Content-Location", "ETag"])
-    return AccessLog(app)
+    endpoint = sparql_endpoint.Endpoint(settings, site.engine, site.answers, app, wants_editor)
+    return AccessLog(endpoint, app.state)
+
+
+def wants_editor(accept: str | None, requested_format: str | None) -> bool:
+    """A browser asks for HTML first; SPARQL clients never do, and ``format=`` always wins."""
+    if requested_format:
+        return False
+    try:
+        return negotiation.choose((*negotiation.SOLUTIONS, negotiation.HTML), accept) is negotiation.HTML
+    except negotiation.NotAcceptable:
+        return False
 
 
 class AccessLog:
-    """One JSON line per request on the ``lodpub.access`` logger: method, path, status, bytes, milliseconds."""
+    """One JSON line per request on standard error: method, path, status, bytes, milliseconds.
 
-    def __init__(self, app):
+    Lines are written together once per turn of the event loop, so that under load
+    the log costs one system call per batch rather than one per request.
+    """
+
+    def __init__(self, app, state):
         self.app = app
-        self.state = app.state
+        self.state = state
+        self.pending: list[str] = []
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -291,9 +294,19 @@ class AccessLog:
         try:
             await self.app(scope, receive, sending)
         finally:
-            if log.isEnabledFor(logging.INFO):
-                client = scope.get("client") or ("", 0)
-                log.info(json.dumps({"method": scope["method"], "path": scope["path"],
-                                     "query": scope.get("query_string", b"").decode("latin-1")[:200],
-                                     "status": seen["status"], "bytes": seen["bytes"],
-                                     "ms": round((time.perf_counter() - start) * 1000, 1), "client": client[0]}))
+            client = scope.get("client") or ("", 0)
+            self.write(json.dumps({"method": scope["method"], "path": scope["path"],
+                                   "query": scope.get("query_string", b"").decode("latin-1")[:200],
+                                   "status": seen["status"], "bytes": seen["bytes"],
+                                   "ms": round((time.perf_counter() - start) * 1000, 1), "client": client[0]},
+                                  ensure_ascii=False))
+
+    def write(self, line: str) -> None:
+        self.pending.append(line)
+        if len(self.pending) == 1:
+            asyncio.get_running_loop().call_soon(self.flush)
+
+    def flush(self) -> None:
+        lines, self.pending = self.pending, []
+        sys.stderr.write("\n".join(lines) + "\n")
+        sys.stderr.flush()

@@ -1,22 +1,39 @@
-"""The SPARQL 1.1 Protocol at /sparql: request forms, limits, negotiation, and clear errors."""
+"""The SPARQL 1.1 Protocol at /sparql: request forms, limits, negotiation, caching and clear errors.
+
+Queries are the server's hot path, so they are answered here as a plain ASGI
+app in front of the framework (its routing and middleware cost more than a
+cached answer does); everything else at /sparql (the service description, the
+query editor, CORS preflight) goes on to the framework.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Hashable, MutableMapping
+from dataclasses import dataclass
+from typing import Any
 from urllib.parse import parse_qs
 
 import pyoxigraph as ox
-from starlette.requests import Request
 from starlette.responses import Response
 
-from . import negotiation, sparql_guard
-from .engine import ClientGone, Engine, QueryTimeout, WorkerLost
-from .engine import Request as QueryRequest
+from . import engine, negotiation, sparql_guard
 from .settings import Settings
 from .vocab import DCTERMS, RDF, SD, VOID, XSD, prefixes
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 FORMATS_NS = "http://www.w3.org/ns/formats/"
 RESULT_FORMATS = ("SPARQL_Results_JSON", "SPARQL_Results_XML", "SPARQL_Results_CSV", "SPARQL_Results_TSV",
                   "Turtle", "N-Triples", "JSON-LD", "RDF_XML")
+EXPOSED = b"X-SPARQL-MaxRows, Warning, Content-Location, ETag"
+log = logging.getLogger("lodpub")
 
 
 class ProtocolError(Exception):
@@ -26,94 +43,237 @@ class ProtocolError(Exception):
         super().__init__(message)
 
 
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    headers: list[tuple[bytes, bytes]]
+    body: bytes
+
+    @classmethod
+    def of(cls, status: int, body: bytes, media_type: str, headers: dict[str, str] | None = None) -> Reply:
+        raw = [(b"content-type", media_type.encode()), (b"content-length", str(len(body)).encode()),
+               (b"access-control-allow-origin", b"*"), (b"access-control-expose-headers", EXPOSED)]
+        raw += [(k.lower().encode(), v.encode("latin-1")) for k, v in (headers or {}).items()]
+        return cls(status, raw, body)
+
+    async def send(self, send: Send) -> None:
+        await send({"type": "http.response.start", "status": self.status, "headers": self.headers})
+        await send({"type": "http.response.body", "body": self.body})
+
+
+def plain(status: int, message: str, headers: dict[str, str] | None = None) -> Reply:
+    return Reply.of(status, (message.rstrip() + "\n").encode(), "text/plain; charset=utf-8", headers)
+
+
 def text(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
+    """The same plain-text message, for the framework's routes."""
     return Response(message.rstrip() + "\n", status_code=status, media_type="text/plain; charset=utf-8",
                     headers=headers)
 
 
-async def read_body(request: Request, limit: int) -> bytes:
+class AnswerCache:
+    """A bounded LRU of answers by request; bytes-limited so large answers cannot crowd memory."""
+
+    def __init__(self, max_bytes: int):
+        self.max_bytes = max_bytes
+        self.size = 0
+        self.items: OrderedDict[Hashable, Reply] = OrderedDict()
+        self.lock = threading.Lock()
+        self.hits = self.misses = 0
+
+    def get(self, key: Hashable) -> Reply | None:
+        if self.max_bytes <= 0:
+            return None
+        with self.lock:
+            found = self.items.get(key)
+            if found is not None:
+                self.items.move_to_end(key)
+                self.hits += 1
+            else:
+                self.misses += 1
+            return found
+
+    def put(self, key: Hashable, value: Reply) -> None:
+        if self.max_bytes <= 0 or len(value.body) > self.max_bytes // 4:
+            return
+        with self.lock:
+            if key in self.items:
+                return
+            self.items[key] = value
+            self.size += len(value.body)
+            while self.size > self.max_bytes:
+                _, old = self.items.popitem(last=False)
+                self.size -= len(old.body)
+
+    def stats(self) -> dict[str, int]:
+        return {"entries": len(self.items), "bytes": self.size, "hits": self.hits, "misses": self.misses}
+
+
+class Disconnected:
+    """Whether the client has gone, asked without waiting; the pool asks only while a query runs long."""
+
+    def __init__(self, receive: Receive):
+        self.receive = receive
+        self.task: asyncio.Future | None = None
+
+    def __call__(self) -> bool:
+        if self.task is not None and self.task.done():
+            if self.task.result()["type"] == "http.disconnect":
+                return True
+            self.task = None  # a GET's empty body, never read: the next message is the one that matters
+        if self.task is None:
+            self.task = asyncio.ensure_future(self.receive())
+        return False
+
+    def close(self) -> None:
+        if self.task is not None and not self.task.done():
+            self.task.cancel()
+
+
+class Endpoint:
+    """Answers SPARQL queries sent to /sparql; hands every other request to ``framework``."""
+
+    def __init__(self, settings: Settings, queries: engine.Engine, cache: AnswerCache, framework: ASGIApp,
+                 wants_editor: Callable[[str | None, str | None], bool]):
+        self.settings = settings
+        self.engine = queries
+        self.cache = cache
+        self.framework = framework
+        self.wants_editor = wants_editor
+        self.allowed = {settings.dataset_iri}
+        self.prefixes = tuple(prefixes(settings.base).items())
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        method = scope.get("method")
+        if scope["type"] != "http" or scope["path"] != "/sparql" or method not in ("GET", "HEAD", "POST"):
+            return await self.framework(scope, receive, send)
+        headers = {name: value for name, value in scope["headers"]
+                   if name in (b"accept", b"content-type", b"content-length")}
+        accept = headers.get(b"accept", b"").decode("latin-1")
+        try:
+            if method == "POST":
+                body = await read_body(receive, headers.get(b"content-length"), self.settings.max_query_bytes)
+                key: tuple = (scope["query_string"], headers.get(b"content-type"), body, accept)
+            else:
+                body, key = b"", (scope["query_string"], accept)
+            cached = self.cache.get(key)
+            if cached is not None:
+                return await cached.send(send)
+            params = parse_qs(scope["query_string"].decode("latin-1"), keep_blank_values=True)
+            if method != "POST" and ("query" not in params or self.wants_editor(accept, _one(params, "format"))):
+                return await self.framework(scope, _replay(body, receive), send)
+            if method == "POST":
+                _add_body(params, body, headers.get(b"content-type", b"").decode("latin-1"))
+            reply = await self.answer(params, accept, Disconnected(receive))
+            if reply.status == 200:
+                self.cache.put(key, reply)
+        except ProtocolError as exc:
+            reply = plain(exc.status, str(exc), exc.headers)
+        except Exception:
+            log.exception("internal error on /sparql")
+            reply = plain(500, "internal error: the request could not be answered")
+        await reply.send(send)
+
+    async def answer(self, params: dict[str, list[str]], accept: str, gone: Disconnected) -> Reply:
+        """Evaluate the query that ``params`` carry."""
+        settings = self.settings
+        query = _query(params, settings.max_query_bytes)
+        try:
+            sparql_guard.check_graphs(params.get("default-graph-uri", []) + params.get("named-graph-uri", []),
+                                      self.allowed)
+            form = sparql_guard.check(query, self.allowed)
+        except sparql_guard.QueryRefused as refused:
+            raise ProtocolError(refused.status, str(refused)) from None
+        offered = negotiation.GRAPH if form in ("CONSTRUCT", "DESCRIBE") else negotiation.SOLUTIONS
+        try:
+            fmt = negotiation.choose(offered, accept, _one(params, "format"))
+        except negotiation.NotAcceptable as exc:
+            raise ProtocolError(406, str(exc)) from None
+        job = engine.Request(query=query, form=form, fmt=fmt.name, max_rows=settings.max_rows,
+                             max_bytes=settings.max_response_bytes,
+                             truncated_link=f"{settings.base}sparql#truncated", prefixes=self.prefixes)
+        try:
+            outcome = await self.engine.answer(job, gone)
+        except engine.ClientGone:
+            return plain(499, "the client closed the connection; the query was stopped")  # nobody reads this
+        except engine.QueryTimeout:
+            raise ProtocolError(503, f"the query ran longer than the {settings.query_timeout:g}-second limit and "
+                                     "was stopped; make it more specific or add a LIMIT",
+                                {"Retry-After": "1"}) from None
+        except engine.WorkerLost:
+            raise ProtocolError(503, "the query's worker stopped before answering (the server may be shutting "
+                                     "down, or the query needed too much memory); it was not completed",
+                                {"Retry-After": "1"}) from None
+        finally:
+            gone.close()
+        if outcome.error:
+            raise ProtocolError(400, f"the query is not valid SPARQL: {outcome.error}")
+        if outcome.too_large:
+            raise ProtocolError(422, f"the answer is larger than the {settings.max_response_bytes:,}-byte limit; "
+                                     "add a LIMIT or select fewer variables")
+        headers = {"Vary": "Accept"}
+        if outcome.truncated:
+            headers["X-SPARQL-MaxRows"] = str(settings.max_rows)
+            headers["Warning"] = f'199 lodpub "results truncated to the first {settings.max_rows} rows"'
+        media = fmt.media_type + ("; charset=utf-8" if fmt.media_type.startswith("text/") else "")
+        return Reply.of(200, outcome.body, media, headers)
+
+
+async def read_body(receive: Receive, length: bytes | None, limit: int) -> bytes:
     """The request body, refusing (413) as soon as it passes ``limit`` bytes."""
-    length = request.headers.get("content-length")
     if length and length.isdigit() and int(length) > limit:
         raise ProtocolError(413, f"the request is larger than the {limit:,}-byte limit for a query")
     body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ProtocolError(400, "the client closed the connection before sending the whole query")
+        body += message.get("body", b"")
         if len(body) > limit:
             raise ProtocolError(413, f"the request is larger than the {limit:,}-byte limit for a query")
-    return bytes(body)
+        if not message.get("more_body", False):
+            return bytes(body)
 
 
-async def protocol_request(request: Request, settings: Settings) -> tuple[str | None, dict[str, list[str]]]:
-    """The query text and the protocol parameters, from GET, POST form or POST sparql-query."""
-    params = parse_qs(request.url.query, keep_blank_values=True)
-    if request.method == "POST":
-        media = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        body = await read_body(request, settings.max_query_bytes)
-        if media == "application/x-www-form-urlencoded":
-            form = parse_qs(body.decode("utf-8", errors="replace"), keep_blank_values=True)
-            for key, values in form.items():
-                params.setdefault(key, []).extend(values)
-        elif media == "application/sparql-query":
-            params["query"] = [body.decode("utf-8", errors="replace")]
-        elif media == "application/sparql-update":
-            raise ProtocolError(403, "this endpoint is read-only: SPARQL Update is not accepted")
-        else:
-            raise ProtocolError(415, "send the query as application/sparql-query, or as the 'query' field of "
-                                     "application/x-www-form-urlencoded, or as ?query= in the URL")
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """``receive`` for the framework, giving back the body this endpoint has already read."""
+    sent = False
+
+    async def replayed() -> MutableMapping[str, Any]:
+        nonlocal sent
+        if sent:
+            return await receive()
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+    return replayed
+
+
+def _add_body(params: dict[str, list[str]], body: bytes, content_type: str) -> None:
+    media = content_type.split(";")[0].strip().lower()
+    if media == "application/x-www-form-urlencoded":
+        for key, values in parse_qs(body.decode("utf-8", errors="replace"), keep_blank_values=True).items():
+            params.setdefault(key, []).extend(values)
+    elif media == "application/sparql-query":
+        params["query"] = [body.decode("utf-8", errors="replace")]
+    elif media == "application/sparql-update":
+        raise ProtocolError(403, "this endpoint is read-only: SPARQL Update is not accepted")
+    else:
+        raise ProtocolError(415, "send the query as application/sparql-query, or as the 'query' field of "
+                                 "application/x-www-form-urlencoded, or as ?query= in the URL")
+
+
+def _query(params: dict[str, list[str]], max_bytes: int) -> str:
     if "update" in params:
         raise ProtocolError(403, "this endpoint is read-only: SPARQL Update is not accepted")
     queries = params.get("query", [])
     if len(queries) > 1:
         raise ProtocolError(400, "give exactly one 'query' parameter")
-    query = queries[0] if queries else None
-    if query is not None and len(query.encode("utf-8")) > settings.max_query_bytes:
-        raise ProtocolError(413, f"the query is larger than the {settings.max_query_bytes:,}-byte limit")
-    return query, params
-
-
-async def answer(request: Request, settings: Settings, engine: Engine, dataset_iri: str) -> Response:
-    """Evaluate a protocol request; ``None`` query is the caller's to answer (service description)."""
-    query, params = await protocol_request(request, settings)
-    if query is None or not query.strip():
+    if not queries or not queries[0].strip():
         raise ProtocolError(400, "no query given: send it as ?query=, as the 'query' form field, "
                                  "or as an application/sparql-query body")
-    allowed = {dataset_iri}
-    try:
-        sparql_guard.check_graphs(params.get("default-graph-uri", []) + params.get("named-graph-uri", []), allowed)
-        form = sparql_guard.check(query, allowed)
-    except sparql_guard.QueryRefused as refused:
-        raise ProtocolError(refused.status, str(refused)) from None
-    offered = negotiation.GRAPH if form in ("CONSTRUCT", "DESCRIBE") else negotiation.SOLUTIONS
-    try:
-        fmt = negotiation.choose(offered, request.headers.get("accept"), _one(params, "format"))
-    except negotiation.NotAcceptable as exc:
-        raise ProtocolError(406, str(exc)) from None
-    job = QueryRequest(query=query, form=form, fmt=fmt.name, max_rows=settings.max_rows,
-                       max_bytes=settings.max_response_bytes, truncated_link=f"{settings.base}sparql#truncated",
-                       prefixes=tuple(prefixes(settings.base).items()))
-    try:
-        outcome = await engine.answer(job, request.is_disconnected)
-    except ClientGone:
-        return text(499, "the client closed the connection; the query was stopped")  # nobody reads this
-    except QueryTimeout:
-        raise ProtocolError(503, f"the query ran longer than the {settings.query_timeout:g}-second limit and was "
-                                 "stopped; make it more specific or add a LIMIT", {"Retry-After": "1"}) from None
-    except WorkerLost:
-        raise ProtocolError(503, "the query's worker stopped before answering (the server may be shutting down, "
-                                 "or the query needed too much memory); it was not completed",
-                            {"Retry-After": "1"}) from None
-    if outcome.error:
-        raise ProtocolError(400, f"the query is not valid SPARQL: {outcome.error}")
-    if outcome.too_large:
-        raise ProtocolError(422, f"the answer is larger than the {settings.max_response_bytes:,}-byte limit; "
-                                 "add a LIMIT or select fewer variables")
-    headers = {"Vary": "Accept"}
-    if outcome.truncated:
-        headers["X-SPARQL-MaxRows"] = str(settings.max_rows)
-        headers["Warning"] = f'199 lodpub "results truncated to the first {settings.max_rows} rows"'
-    media = fmt.media_type + ("; charset=utf-8" if fmt.media_type.startswith("text/") else "")
-    return Response(outcome.body, media_type=media, headers=headers)
+    if len(queries[0].encode("utf-8")) > max_bytes:
+        raise ProtocolError(413, f"the query is larger than the {max_bytes:,}-byte limit")
+    return queries[0]
 
 
 def _one(params: dict[str, list[str]], name: str) -> str | None:

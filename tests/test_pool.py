@@ -1,0 +1,137 @@
+"""The worker pool: answers, hard time limits, failures, and always coming back to full strength."""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import os
+import signal
+import time
+
+import pytest
+
+from lodpub import pool
+
+
+def echo(value):
+    return value
+
+
+def pid_after(seconds: float) -> int:
+    time.sleep(seconds)
+    return os.getpid()
+
+
+def fail(message: str):
+    raise ValueError(message)
+
+
+def ready() -> None:
+    pass
+
+
+def run(scenario, size: int = 2):
+    async def main():
+        workers = pool.ProcessPool(size, _dispatch, ready, (), multiprocessing.get_context("forkserver"))
+        await workers.start()
+        try:
+            return await scenario(workers)
+        finally:
+            await workers.stop()
+    return asyncio.run(main())
+
+
+def _dispatch(call):
+    function, argument = call
+    return {"echo": echo, "pid_after": pid_after, "fail": fail}[function](argument)
+
+
+def test_a_call_returns_what_the_handler_returns():
+    async def scenario(workers):
+        return await workers.run(("echo", {"rows": [1, 2], "text": "東京"}), timeout=5)
+    assert run(scenario) == {"rows": [1, 2], "text": "東京"}
+
+
+def test_a_large_answer_arrives_whole():
+    async def scenario(workers):
+        return await workers.run(("echo", b"x" * 30_000_000), timeout=30)
+    assert run(scenario) == b"x" * 30_000_000
+
+
+def test_a_call_past_its_limit_is_stopped_and_the_pool_comes_back_to_full_strength():
+    async def scenario(workers):
+        start = time.monotonic()
+        with pytest.raises(pool.TimedOut):
+            await workers.run(("pid_after", 30), timeout=0.5)
+        stopped_after = time.monotonic() - start
+        # Both workers answer at once again: the killed one was replaced.
+        pids = await asyncio.gather(*(workers.run(("pid_after", 0.3), timeout=10) for _ in range(2)))
+        return stopped_after, pids, workers.timeouts, workers.replaced
+    stopped_after, pids, timeouts, replaced = run(scenario)
+    assert 0.5 <= stopped_after < 1.5
+    assert len(set(pids)) == 2
+    assert (timeouts, replaced) == (1, 1)
+
+
+def test_other_calls_are_answered_while_one_runs_long():
+    async def scenario(workers):
+        slow = asyncio.ensure_future(workers.run(("pid_after", 30), timeout=2))
+        await asyncio.sleep(0.1)
+        start = time.monotonic()
+        answers = [await workers.run(("echo", i), timeout=5) for i in range(20)]
+        quick_took = time.monotonic() - start
+        with pytest.raises(pool.TimedOut):
+            await slow
+        return answers, quick_took
+    answers, quick_took = run(scenario)
+    assert answers == list(range(20))
+    assert quick_took < 1.5
+
+
+def test_a_handler_error_is_reported_and_the_worker_goes_on():
+    async def scenario(workers):
+        first = await workers.run(("pid_after", 0), timeout=5)
+        with pytest.raises(pool.WorkerFailed, match="ValueError: no such thing"):
+            await workers.run(("fail", "no such thing"), timeout=5)
+        return first, await workers.run(("pid_after", 0), timeout=5), workers.replaced
+    first, second, replaced = run(scenario, size=1)
+    assert first == second and replaced == 0
+
+
+def test_a_worker_killed_from_outside_is_reported_and_replaced():
+    async def scenario(workers):
+        victim = await workers.run(("pid_after", 0), timeout=5)
+        call = asyncio.ensure_future(workers.run(("pid_after", 30), timeout=20))
+        await asyncio.sleep(0.3)
+        os.kill(victim, signal.SIGKILL)
+        with pytest.raises(pool.WorkerLost):
+            await call
+        return victim, await workers.run(("pid_after", 0), timeout=10)
+    victim, successor = run(scenario, size=1)
+    assert successor != victim
+
+
+def test_a_caller_that_went_away_frees_its_worker():
+    async def scenario(workers):
+        asked = []
+
+        def gone() -> bool:
+            asked.append(time.monotonic())
+            return len(asked) >= 2
+        start = time.monotonic()
+        with pytest.raises(pool.Abandoned):
+            await workers.run(("pid_after", 30), timeout=20, gone=gone)
+        return time.monotonic() - start, workers.abandoned, await workers.run(("echo", "still here"), timeout=10)
+    took, abandoned, after = run(scenario, size=1)
+    assert took < 2 * pool.POLL + 1
+    assert abandoned == 1 and after == "still here"
+
+
+def test_callers_beyond_the_pool_size_wait_their_turn():
+    async def scenario(workers):
+        start = time.monotonic()
+        pids = await asyncio.gather(*(workers.run(("pid_after", 0.4), timeout=10) for _ in range(4)))
+        return time.monotonic() - start, pids
+    took, pids = run(scenario)
+    assert len(set(pids)) == 2
+    assert 0.8 <= took < 2.5
