@@ -109,6 +109,16 @@ class AnswerCache:
         return {"entries": len(self.items), "bytes": self.size, "hits": self.hits, "misses": self.misses}
 
 
+PREPARED_ENTRIES = 4096
+PREPARED_MAX_CHARS = 4096  # so that the prepared requests hold at most ~16 MB
+
+
+@dataclass(frozen=True)
+class Prepared:
+    job: engine.Request
+    media_type: str
+
+
 class Disconnected:
     """Whether the client has gone, asked without waiting; the pool asks only while a query runs long."""
 
@@ -142,6 +152,9 @@ class Endpoint:
         self.wants_editor = wants_editor
         self.allowed = {settings.dataset_iri}
         self.prefixes = tuple(prefixes(settings.base).items())
+        # Requests already parsed, checked and negotiated, like an engine's prepared statements: researchers
+        # send the same queries again and again, and reading one costs more than a small query takes.
+        self.prepared: OrderedDict[Hashable, Prepared] = OrderedDict()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         method = scope.get("method")
@@ -159,12 +172,17 @@ class Endpoint:
             cached = self.cache.get(key)
             if cached is not None:
                 return await cached.send(send)
-            params = parse_qs(scope["query_string"].decode("latin-1"), keep_blank_values=True)
-            if method != "POST" and ("query" not in params or self.wants_editor(accept, _one(params, "format"))):
-                return await self.framework(scope, _replay(body, receive), send)
-            if method == "POST":
-                _add_body(params, body, headers.get(b"content-type", b"").decode("latin-1"))
-            reply = await self.answer(params, accept, Disconnected(receive))
+            prepared = self.prepared.get(key)
+            if prepared is None:
+                params = parse_qs(scope["query_string"].decode("latin-1"), keep_blank_values=True)
+                if method != "POST" and ("query" not in params or
+                                         self.wants_editor(accept, _one(params, "format"))):
+                    return await self.framework(scope, _replay(body, receive), send)
+                if method == "POST":
+                    _add_body(params, body, headers.get(b"content-type", b"").decode("latin-1"))
+                prepared = self.prepare(params, accept)
+                self._remember(key, prepared)
+            reply = await self.answer(prepared, Disconnected(receive))
             if reply.status == 200:
                 self.cache.put(key, reply)
         except ProtocolError as exc:
@@ -174,8 +192,8 @@ class Endpoint:
             reply = plain(500, "internal error: the request could not be answered")
         await reply.send(send)
 
-    async def answer(self, params: dict[str, list[str]], accept: str, gone: Disconnected) -> Reply:
-        """Evaluate the query that ``params`` carry."""
+    def prepare(self, params: dict[str, list[str]], accept: str) -> Prepared:
+        """The query that ``params`` carry, checked against the policy, with the format to answer in."""
         settings = self.settings
         query = _query(params, settings.max_query_bytes)
         try:
@@ -192,8 +210,20 @@ class Endpoint:
         job = engine.Request(query=query, form=form, fmt=fmt.name, max_rows=settings.max_rows,
                              max_bytes=settings.max_response_bytes,
                              truncated_link=f"{settings.base}sparql#truncated", prefixes=self.prefixes)
+        return Prepared(job, fmt.media_type + ("; charset=utf-8" if fmt.media_type.startswith("text/") else ""))
+
+    def _remember(self, key: Hashable, prepared: Prepared) -> None:
+        if len(prepared.job.query) > PREPARED_MAX_CHARS:
+            return
+        self.prepared[key] = prepared
+        if len(self.prepared) > PREPARED_ENTRIES:
+            self.prepared.popitem(last=False)
+
+    async def answer(self, prepared: Prepared, gone: Disconnected) -> Reply:
+        """Evaluate a prepared query in a worker, and turn what comes back into a reply."""
+        settings = self.settings
         try:
-            outcome = await self.engine.answer(job, gone)
+            outcome = await self.engine.answer(prepared.job, gone)
         except engine.ClientGone:
             return plain(499, "the client closed the connection; the query was stopped")  # nobody reads this
         except engine.QueryTimeout:
@@ -215,8 +245,7 @@ class Endpoint:
         if outcome.truncated:
             headers["X-SPARQL-MaxRows"] = str(settings.max_rows)
             headers["Warning"] = f'199 lodpub "results truncated to the first {settings.max_rows} rows"'
-        media = fmt.media_type + ("; charset=utf-8" if fmt.media_type.startswith("text/") else "")
-        return Reply.of(200, outcome.body, media, headers)
+        return Reply.of(200, outcome.body, prepared.media_type, headers)
 
 
 async def read_body(receive: Receive, length: bytes | None, limit: int) -> bytes:
