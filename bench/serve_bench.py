@@ -20,6 +20,7 @@ import json
 import re
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -153,7 +154,23 @@ def idle(server: Server, s: SystemFigures, bound: float) -> None:
         s.notes.append(f"still busy {bound:.0f} s after a run")
 
 
-def measure(driver: Driver, server: Server, s: SystemFigures, args: argparse.Namespace, size: int) -> None:
+def server_side_medians(log: Path, start: int, run: dict) -> dict[str, float]:
+    """Median milliseconds per query of a latency run, as lodpub's access log timed them (no client in it).
+
+    The run sends each query once to warm up, then ``runs`` times, one after another, in order."""
+    lines = log.read_text(encoding="utf-8", errors="replace").splitlines()[start:]
+    times = [json.loads(line)["ms"] for line in lines if line.startswith('{"method"') and '"/sparql"' in line]
+    out, at = {}, 0
+    for query, result in run["queries"].items():
+        taken = times[at + 1:at + 1 + result["runs"]]
+        at += 1 + result["runs"]
+        if result["runs"] and len(taken) == result["runs"]:
+            out[query] = statistics.median(taken)
+    return out if at == len(times) else {}  # anything else in the log: do not guess
+
+
+def measure(driver: Driver, server: Server, s: SystemFigures, args: argparse.Namespace, size: int,
+            log: Path | None = None) -> None:
     """Latency, ASK and the mix for one system (the cached lodpub: the mix and ASK only)."""
     tag = f"{size}-{server.key}"
     if server.proc.poll() is not None:
@@ -162,10 +179,14 @@ def measure(driver: Driver, server: Server, s: SystemFigures, args: argparse.Nam
     if server.key != LODPUB_CACHE:
         idle(server, s, args.idle_timeout)
         try:
+            start = len(log.read_text(encoding="utf-8", errors="replace").splitlines()) if log else 0
             run = driver.run(f"{tag}-latency", server.endpoint, "latency", repeat=args.repeat,
                              timeout=args.query_timeout)
             s.latency = {q: (r["median_ms"] if r["median_ms"] is not None else (r["error"] or "–"))
                          for q, r in run["queries"].items()}
+            if log is not None:
+                time.sleep(0.2)  # the access log is written once per turn of the server's event loop
+                s.server_ms = server_side_medians(log, start, run)
         except MeasureError as exc:
             s.notes.append(f"latency: {exc}")
     idle(server, s, args.idle_timeout)
@@ -232,7 +253,8 @@ def bench_size(size: int, args: argparse.Namespace, driver: Driver, procs: Proce
         for key in MEASURE_ORDER:
             if key in servers:
                 print(f"  measuring {figures.systems[key].label} ...", flush=True)
-                measure(driver, servers[key], figures.systems[key], args, size)
+                log = procs.log(key) if key in (LODPUB, LODPUB_MEMORY) else None
+                measure(driver, servers[key], figures.systems[key], args, size, log)
                 procs.stop(servers.pop(key).proc)
     finally:
         for server in servers.values():

@@ -90,8 +90,10 @@ def _serve(args: argparse.Namespace, settings) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     app = create_app(args.dist, settings)
     print(f"lodpub: serving {args.dist}/ at http://{settings.host}:{settings.port}/", file=sys.stderr)
+    # No X-Forwarded-For trust (any local client could forge its address in the log) and no Server
+    # header: both cost time on every request, the trivial queries most.
     uvicorn.run(app, host=settings.host, port=settings.port, access_log=False, log_level="warning",
-                timeout_graceful_shutdown=5)
+                timeout_graceful_shutdown=5, proxy_headers=False, server_header=False)
     return 0
 
 
