@@ -99,7 +99,7 @@ def message(site: Site, request: Request, status: int, title: str, text: str, ir
     return sparql_endpoint.text(status, f"{title}: {text}")
 
 
-def create_app(dist: Path, settings: Settings) -> AccessLog:
+def create_app(dist: Path, settings: Settings) -> sparql_endpoint.Endpoint:
     """The whole server: SPARQL queries on their own fast path, everything else through FastAPI."""
     site = Site(dist, settings)
 
@@ -249,8 +249,8 @@ def create_app(dist: Path, settings: Settings) -> AccessLog:
     app.add_middleware(CORSMiddleware, allow_origins=["*"], allow_credentials=False,
                        allow_methods=["GET", "POST", "HEAD", "OPTIONS"], allow_headers=["*"],
                        expose_headers=["X-SPARQL-MaxRows", "Warning", "Content-Location", "ETag"])
-    endpoint = sparql_endpoint.Endpoint(settings, site.engine, site.answers, app, wants_editor)
-    return AccessLog(endpoint, app.state)
+    logged = AccessLog(app)
+    return sparql_endpoint.Endpoint(settings, site.engine, site.answers, logged, wants_editor, logged.record)
 
 
 def wants_editor(accept: str | None, requested_format: str | None) -> bool:
@@ -266,13 +266,13 @@ def wants_editor(accept: str | None, requested_format: str | None) -> bool:
 class AccessLog:
     """One JSON line per request on standard error: method, path, status, bytes, milliseconds.
 
-    Lines are written together once per turn of the event loop, so that under load
-    the log costs one system call per batch rather than one per request.
+    It wraps the framework's app; the SPARQL endpoint in front of it records its own
+    requests through ``record``. Lines are written together once per turn of the event
+    loop, so that under load the log costs one system call per batch, not one per request.
     """
 
-    def __init__(self, app, state):
+    def __init__(self, app):
         self.app = app
-        self.state = state
         self.pending: list[str] = []
 
     async def __call__(self, scope, receive, send):
@@ -294,15 +294,17 @@ class AccessLog:
         try:
             await self.app(scope, receive, sending)
         finally:
-            client = scope.get("client") or ("", 0)
-            # Written out rather than json.dumps(dict): this runs for every request, and only the strings
-            # need JSON's escaping.
-            self.write(f'{{"method": {quote(scope["method"])}, "path": {quote(scope["path"])}, '
-                       f'"query": {quote(scope.get("query_string", b"").decode("latin-1")[:200])}, '
-                       f'"status": {seen["status"]}, "bytes": {seen["bytes"]}, '
-                       f'"ms": {(time.perf_counter() - start) * 1000:.1f}, "client": {quote(str(client[0]))}}}')
+            self.record(scope, seen["status"], seen["bytes"], start)
 
-    def write(self, line: str) -> None:
+    def record(self, scope, status: int, size: int, start: float) -> None:
+        """Log one request that began at ``start`` (``time.perf_counter()``)."""
+        client = scope.get("client") or ("", 0)
+        # Written out rather than json.dumps(dict): this runs for every request, and only the strings
+        # need JSON's escaping.
+        line = (f'{{"method": {quote(scope["method"])}, "path": {quote(scope["path"])}, '
+                f'"query": {quote(scope.get("query_string", b"").decode("latin-1")[:200])}, '
+                f'"status": {status}, "bytes": {size}, '
+                f'"ms": {(time.perf_counter() - start) * 1000:.1f}, "client": {quote(str(client[0]))}}}')
         self.pending.append(line)
         if len(self.pending) == 1:
             asyncio.get_running_loop().call_soon(self.flush)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable, MutableMapping
 from dataclasses import dataclass
@@ -144,8 +145,10 @@ class Endpoint:
     """Answers SPARQL queries sent to /sparql; hands every other request to ``framework``."""
 
     def __init__(self, settings: Settings, queries: engine.Engine, cache: AnswerCache, framework: ASGIApp,
-                 wants_editor: Callable[[str | None, str | None], bool]):
+                 wants_editor: Callable[[str | None, str | None], bool],
+                 record: Callable[[Scope, int, int, float], None]):
         self.settings = settings
+        self.record = record  # the access log, which the framework's requests reach through ``framework``
         self.engine = queries
         self.cache = cache
         self.framework = framework
@@ -160,6 +163,7 @@ class Endpoint:
         method = scope.get("method")
         if scope["type"] != "http" or scope["path"] != "/sparql" or method not in ("GET", "HEAD", "POST"):
             return await self.framework(scope, receive, send)
+        start = time.perf_counter()
         headers = {name: value for name, value in scope["headers"]
                    if name in (b"accept", b"content-type", b"content-length")}
         accept = headers.get(b"accept", b"").decode("latin-1")
@@ -171,7 +175,8 @@ class Endpoint:
                 body, key = b"", (scope["query_string"], accept)
             cached = self.cache.get(key)
             if cached is not None:
-                return await cached.send(send)
+                await cached.send(send)
+                return self.record(scope, 200, len(cached.body), start)
             prepared = self.prepared.get(key)
             if prepared is None:
                 params = parse_qs(scope["query_string"].decode("latin-1"), keep_blank_values=True)
@@ -191,6 +196,7 @@ class Endpoint:
             log.exception("internal error on /sparql")
             reply = plain(500, "internal error: the request could not be answered")
         await reply.send(send)
+        self.record(scope, reply.status, len(reply.body), start)
 
     def prepare(self, params: dict[str, list[str]], accept: str) -> Prepared:
         """The query that ``params`` carry, checked against the policy, with the format to answer in."""
