@@ -143,7 +143,8 @@ def count_rows(body: bytes, fmt: str) -> int:
         return body.count(b"<result>")
     if fmt == "csv":
         return sum(1 for _ in csv.reader(io.StringIO(body.decode("utf-8"), newline=""))) - 1
-    return sum(1 for _ in ox.parse_query_results(body, ox.QueryResultsFormat.JSON))
+    parsed = ox.parse_query_results(body, ox.QueryResultsFormat.JSON)
+    return 1 if isinstance(parsed, ox.QueryBoolean) else sum(1 for _ in parsed)
 
 
 def _capped_solutions(request: Request) -> Outcome:
@@ -183,12 +184,12 @@ class Engine:
         self.pool: pool.ProcessPool | None = None
 
     async def start(self) -> None:
-        context: multiprocessing.context.BaseContext
+        context: multiprocessing.context.ForkServerContext | multiprocessing.context.SpawnContext
         if "forkserver" in multiprocessing.get_all_start_methods():
             context = multiprocessing.get_context("forkserver")
             if self.in_memory:
                 os.environ[PRELOAD_VARIABLE] = str(self.dump)  # read by the forkserver's import of this module
-                context.set_forkserver_preload([__name__])  # type: ignore[attr-defined]
+                context.set_forkserver_preload([__name__])
         else:
             context = multiprocessing.get_context("spawn")
         dump = str(self.dump) if self.in_memory else ""

@@ -136,7 +136,7 @@ class ProcessPool:
     handler: Callable[[Any], Any]
     initializer: Callable[..., None]
     initargs: tuple
-    context: multiprocessing.context.BaseContext
+    context: multiprocessing.context.ForkServerContext | multiprocessing.context.SpawnContext
     running: int = 0
     timeouts: int = 0
     abandoned: int = 0
