@@ -196,3 +196,16 @@ def test_a_browser_following_a_query_link_gets_the_editor_with_the_query(server)
     assert '<div id="yasgui">' in response.text and "COUNT(?m)" in response.text
     forced = httpx.get(f"{server.url}/sparql", params={"query": COUNT, "format": "json"}, headers={"Accept": browser})
     assert count_of(forced) == 19
+
+
+def test_the_answer_cache_counts_requests_as_well_as_answers_towards_its_bound():
+    from lodpub.sparql_endpoint import AnswerCache, plain, request_size
+    cache = AnswerCache(max_bytes=1_000_000)
+    answer = plain(200, "true")
+    for i in range(100):  # tiny answers to big POST bodies: the bodies must be what fills the cache
+        cache.put((b"", b"application/sparql-query", f"ASK {{}} #{i}".encode() + b" " * 50_000, "*/*"), answer)
+    assert cache.size <= 1_000_000
+    assert cache.size == sum(len(a.body) + request_size(k) for k, a in cache.items.items())
+    assert 15 <= len(cache.items) < 20  # ~50 kB each: the oldest went first
+    assert cache.get((b"", b"application/sparql-query", b"ASK {} #0" + b" " * 50_000, "*/*")) is None
+    assert cache.get((b"", b"application/sparql-query", b"ASK {} #99" + b" " * 50_000, "*/*")) is answer

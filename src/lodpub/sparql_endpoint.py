@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Hashable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
@@ -72,17 +72,25 @@ def text(status: int, message: str, headers: dict[str, str] | None = None) -> Re
                     headers=headers)
 
 
+RequestKey = tuple  # what identifies a request's answer: query string, POST body and type, Accept
+
+
+def request_size(key: RequestKey) -> int:
+    return sum(len(part) for part in key if part)
+
+
 class AnswerCache:
-    """A bounded LRU of answers by request; bytes-limited so large answers cannot crowd memory."""
+    """A bounded LRU of answers by request. Answers and the requests that key them count towards the
+    bound, so neither large answers nor large POST bodies can crowd memory."""
 
     def __init__(self, max_bytes: int):
         self.max_bytes = max_bytes
         self.size = 0
-        self.items: OrderedDict[Hashable, Reply] = OrderedDict()
+        self.items: OrderedDict[RequestKey, Reply] = OrderedDict()
         self.lock = threading.Lock()
         self.hits = self.misses = 0
 
-    def get(self, key: Hashable) -> Reply | None:
+    def get(self, key: RequestKey) -> Reply | None:
         if self.max_bytes <= 0:
             return None
         with self.lock:
@@ -94,24 +102,25 @@ class AnswerCache:
                 self.misses += 1
             return found
 
-    def put(self, key: Hashable, value: Reply) -> None:
-        if self.max_bytes <= 0 or len(value.body) > self.max_bytes // 4:
+    def put(self, key: RequestKey, value: Reply) -> None:
+        size = len(value.body) + request_size(key)
+        if self.max_bytes <= 0 or size > self.max_bytes // 4:
             return
         with self.lock:
             if key in self.items:
                 return
             self.items[key] = value
-            self.size += len(value.body)
+            self.size += size
             while self.size > self.max_bytes:
-                _, old = self.items.popitem(last=False)
-                self.size -= len(old.body)
+                old_key, old = self.items.popitem(last=False)
+                self.size -= len(old.body) + request_size(old_key)
 
     def stats(self) -> dict[str, int]:
         return {"entries": len(self.items), "bytes": self.size, "hits": self.hits, "misses": self.misses}
 
 
-PREPARED_ENTRIES = 4096
-PREPARED_MAX_CHARS = 4096  # so that the prepared requests hold at most ~16 MB
+PREPARED_ENTRIES = 1024
+PREPARED_MAX_BYTES = 16_384  # a request larger than this is read afresh each time; together at most ~32 MB
 
 
 @dataclass(frozen=True)
@@ -157,7 +166,7 @@ class Endpoint:
         self.prefixes = tuple(prefixes(settings.base).items())
         # Requests already parsed, checked and negotiated, like an engine's prepared statements: researchers
         # send the same queries again and again, and reading one costs more than a small query takes.
-        self.prepared: OrderedDict[Hashable, Prepared] = OrderedDict()
+        self.prepared: OrderedDict[RequestKey, Prepared] = OrderedDict()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         method = scope.get("method")
@@ -170,7 +179,7 @@ class Endpoint:
         try:
             if method == "POST":
                 body = await read_body(receive, headers.get(b"content-length"), self.settings.max_query_bytes)
-                key: tuple = (scope["query_string"], headers.get(b"content-type"), body, accept)
+                key: RequestKey = (scope["query_string"], headers.get(b"content-type"), body, accept)
             else:
                 body, key = b"", (scope["query_string"], accept)
             cached = self.cache.get(key)
@@ -218,8 +227,8 @@ class Endpoint:
                              truncated_link=f"{settings.base}sparql#truncated", prefixes=self.prefixes)
         return Prepared(job, fmt.media_type + ("; charset=utf-8" if fmt.media_type.startswith("text/") else ""))
 
-    def _remember(self, key: Hashable, prepared: Prepared) -> None:
-        if len(prepared.job.query) > PREPARED_MAX_CHARS:
+    def _remember(self, key: RequestKey, prepared: Prepared) -> None:
+        if request_size(key) > PREPARED_MAX_BYTES:
             return
         self.prepared[key] = prepared
         if len(self.prepared) > PREPARED_ENTRIES:
