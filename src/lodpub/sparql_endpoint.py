@@ -185,7 +185,7 @@ class Endpoint:
             cached = self.cache.get(key)
             if cached is not None:
                 await cached.send(send)
-                return self.record(scope, 200, len(cached.body), start)
+                return self.record(scope, 200, len(cached.body) if method != "HEAD" else 0, start)
             prepared = self.prepared.get(key)
             if prepared is None:
                 params = parse_qs(scope["query_string"].decode("latin-1"), keep_blank_values=True)
@@ -205,7 +205,7 @@ class Endpoint:
             log.exception("internal error on /sparql")
             reply = plain(500, "internal error: the request could not be answered")
         await reply.send(send)
-        self.record(scope, reply.status, len(reply.body), start)
+        self.record(scope, reply.status, len(reply.body) if method != "HEAD" else 0, start)  # HEAD: no body sent
 
     def prepare(self, params: dict[str, list[str]], accept: str) -> Prepared:
         """The query that ``params`` carry, checked against the policy, with the format to answer in."""
