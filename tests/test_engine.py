@@ -87,3 +87,11 @@ def test_an_answer_over_the_byte_limit_is_refused_not_cut():
 def test_a_query_error_comes_back_as_a_message():
     outcome = ask("json", 100, query="SELECT ?s WHERE { ?s ")
     assert outcome.error and outcome.body == b""
+
+
+@pytest.mark.parametrize("fmt", ["json", "xml", "csv", "tsv"])
+def test_the_cheap_bound_on_rows_is_never_below_the_count(fmt):
+    body = ask(fmt, 10_000).body
+    assert engine.most_rows(body, fmt) >= engine.count_rows(body, fmt) == ROWS
+    empty = ask(fmt, 10_000, query="SELECT ?s WHERE { ?s <http://example.org/none> ?o }").body
+    assert engine.most_rows(empty, fmt) >= engine.count_rows(empty, fmt) == 0
