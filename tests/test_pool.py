@@ -7,6 +7,7 @@ import multiprocessing
 import os
 import signal
 import time
+from pathlib import Path
 
 import pytest
 
@@ -135,3 +136,23 @@ def test_callers_beyond_the_pool_size_wait_their_turn():
     took, pids = run(scenario)
     assert len(set(pids)) == 2
     assert 0.8 <= took < 2.5
+
+
+def test_stopping_does_not_wait_for_a_running_call():
+    async def main():
+        workers = pool.ProcessPool(2, _dispatch, ready, (), multiprocessing.get_context("forkserver"))
+        await workers.start()
+        busy = asyncio.ensure_future(workers.run(("pid_after", 30), timeout=60))
+        await asyncio.sleep(0.3)
+        pids = [w.process.pid for w in workers._all]
+        start = time.monotonic()
+        await workers.stop()
+        took = time.monotonic() - start
+        with pytest.raises((pool.WorkerLost, asyncio.CancelledError)):
+            await busy
+        return took, pids
+    took, pids = asyncio.run(main())
+    assert took < 1.5
+    for pid in pids:
+        stat = Path(f"/proc/{pid}/stat")
+        assert not stat.exists() or stat.read_text().split(") ", 1)[1].startswith("Z"), f"worker {pid} still runs"

@@ -11,6 +11,7 @@ researchers send most, that hand-off was most of the answer time.
 from __future__ import annotations
 
 import asyncio
+import logging
 import multiprocessing
 import pickle
 import signal
@@ -25,6 +26,7 @@ from typing import Any
 FRAME = struct.Struct("!Q")  # the length of the pickle that follows
 START_TIMEOUT = 300.0  # seconds a new worker may take to get ready (an in-memory copy loads slowly)
 POLL = 0.5  # seconds between checks that the caller still wants the answer
+log = logging.getLogger("lodpub")
 
 
 class TimedOut(Exception):
@@ -53,17 +55,20 @@ def _serve(sock: socket.socket, handler: Callable[[Any], Any], initializer: Call
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     initializer(*initargs)
     incoming = sock.makefile("rb")
-    _send(sock, (True, None))  # ready
-    while True:
-        header = incoming.read(FRAME.size)
-        if len(header) < FRAME.size:
-            return  # the server closed the socket
-        request = pickle.loads(incoming.read(FRAME.unpack(header)[0]))
-        try:
-            reply = (True, handler(request))
-        except Exception as exc:
-            reply = (False, f"{type(exc).__name__}: {exc}")
-        _send(sock, reply)
+    try:
+        _send(sock, (True, None))  # ready
+        while True:
+            header = incoming.read(FRAME.size)
+            if len(header) < FRAME.size:
+                return  # the server closed the socket
+            request = pickle.loads(incoming.read(FRAME.unpack(header)[0]))
+            try:
+                reply = (True, handler(request))
+            except Exception as exc:
+                reply = (False, f"{type(exc).__name__}: {exc}")
+            _send(sock, reply)
+    except (BrokenPipeError, ConnectionResetError):
+        return  # the server went away (stopped, or gave up on this worker while it started)
 
 
 def _send(sock: socket.socket, value: object) -> None:
@@ -151,11 +156,13 @@ class ProcessPool:
             self._release(worker)
 
     async def stop(self) -> None:
-        for worker in list(self._all):
-            if worker.channel.transport is not None:
-                worker.channel.transport.close()  # the worker reads end-of-file and returns
         for task in list(self._tasks):
             task.cancel()
+        for worker in list(self._all):
+            if worker in self._idle and worker.channel.transport is not None:
+                worker.channel.transport.close()  # an idle worker reads end-of-file and returns
+            else:
+                worker.kill()  # a busy one would finish its query first, for nobody
         loop = asyncio.get_running_loop()
         for worker in list(self._all):
             await loop.run_in_executor(None, worker.process.join, 2)
@@ -197,9 +204,16 @@ class ProcessPool:
         process = self.context.Process(target=_serve, args=(theirs, self.handler, self.initializer, self.initargs),
                                        daemon=True)
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(None, process.start)
-        theirs.close()
-        _, channel = await loop.create_unix_connection(_Channel, sock=ours)
+        try:
+            await loop.run_in_executor(None, process.start)
+            _, channel = await loop.create_unix_connection(_Channel, sock=ours)
+        except BaseException:
+            ours.close()
+            if process.pid is not None:
+                process.kill()
+            raise
+        finally:
+            theirs.close()
         worker = _Worker(process, channel)
         self._all.add(worker)
         try:
@@ -241,9 +255,13 @@ class ProcessPool:
 
     async def _respawn(self, old: _Worker) -> None:
         await asyncio.get_running_loop().run_in_executor(None, old.process.join)
+        failures = 0
         while True:
             try:
                 self._release(await self._spawn())
                 return
-            except (TimeoutError, OSError, WorkerLost):
+            except (TimeoutError, OSError, WorkerLost) as exc:
+                if failures == 0:
+                    log.warning("a replacement query worker did not start (%s); trying again every second", exc)
+                failures += 1
                 await asyncio.sleep(1)  # e.g. out of memory for the moment; the pool must come back
