@@ -224,12 +224,13 @@ def print_ask(figures: SizeFigures) -> None:
     rows = [s for s in figures.systems.values() if s.status == "ok" and s.ask is not None]
     if not rows:
         return
-    print("\ntrivial ASK {} with wrk (8 connections, 2 threads, one fixed GET)")
+    print("\ntrivial ASK {} with wrk (8 connections, 2 threads, one fixed GET; the median run of those listed)")
     for s in rows:
         if isinstance(s.ask, dict):
             errors = f"  socket errors {s.ask['socket_errors']}" if s.ask["socket_errors"] else ""
+            runs = ", ".join(f"{r:,.0f}" for r in s.ask.get("runs", []))
             print(f"  {s.label:<34} {s.ask['rps']:>9,.0f} req/s  avg latency {s.ask['latency_avg']:>8}"
-                  f"  non-2xx {s.ask['non_2xx']}{errors}")
+                  f"  non-2xx {s.ask['non_2xx']}{errors}  runs: {runs}")
         else:
             print(f"  {s.label:<34} failed: {s.ask}")
 
