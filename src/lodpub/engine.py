@@ -9,7 +9,7 @@ Where the workers read (setting ``query_store``):
 - ``disk`` (default): each worker opens the store that ``lodpub build`` wrote to
   ``dist/store`` read-only. The data lives once, in the operating system's page
   cache, so memory does not multiply with the number of workers.
-- ``memory``: each worker queries an in-memory copy, 3–5x faster on the larger
+- ``memory``: each worker queries an in-memory copy, 2–3x faster on the larger
   researcher queries at 100,000 measures, at the price of ~500 MB per worker
   there. The copy is loaded once in the forkserver (this module is its preload,
   ``LODPUB_ENGINE_PRELOAD`` names the dump) and workers are forked from it, so
