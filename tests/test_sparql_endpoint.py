@@ -129,6 +129,8 @@ def test_service_description_for_an_rdf_client(server):
 def test_cors_on_read_endpoints(server):
     for path in ("/sparql?query=" + quote(COUNT), "/doc/measure/1", "/data/measures.nt", "/.well-known/void"):
         assert httpx.get(server.url + path).headers["access-control-allow-origin"] == "*"
+    refused = httpx.get(server.url + "/sparql?query=" + quote("SELECT * WHERE {"))  # a page must read why
+    assert refused.status_code == 400 and refused.headers["access-control-allow-origin"] == "*"
     preflight = httpx.options(f"{server.url}/sparql", headers={
         "Origin": "https://portal.example", "Access-Control-Request-Method": "POST",
         "Access-Control-Request-Headers": "content-type"})

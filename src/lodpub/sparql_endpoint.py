@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -86,34 +85,31 @@ class AnswerCache:
     def __init__(self, max_bytes: int):
         self.max_bytes = max_bytes
         self.size = 0
-        self.items: OrderedDict[RequestKey, Reply] = OrderedDict()
-        self.lock = threading.Lock()
+        self.items: OrderedDict[RequestKey, Reply] = OrderedDict()  # used from the event loop only
         self.hits = self.misses = 0
 
     def get(self, key: RequestKey) -> Reply | None:
         if self.max_bytes <= 0:
             return None
-        with self.lock:
-            found = self.items.get(key)
-            if found is not None:
-                self.items.move_to_end(key)
-                self.hits += 1
-            else:
-                self.misses += 1
-            return found
+        found = self.items.get(key)
+        if found is not None:
+            self.items.move_to_end(key)
+            self.hits += 1
+        else:
+            self.misses += 1
+        return found
 
     def put(self, key: RequestKey, value: Reply) -> None:
         size = len(value.body) + request_size(key)
         if self.max_bytes <= 0 or size > self.max_bytes // 4:
             return
-        with self.lock:
-            if key in self.items:
-                return
-            self.items[key] = value
-            self.size += size
-            while self.size > self.max_bytes:
-                old_key, old = self.items.popitem(last=False)
-                self.size -= len(old.body) + request_size(old_key)
+        if key in self.items:
+            return
+        self.items[key] = value
+        self.size += size
+        while self.size > self.max_bytes:
+            old_key, old = self.items.popitem(last=False)
+            self.size -= len(old.body) + request_size(old_key)
 
     def stats(self) -> dict[str, int]:
         return {"entries": len(self.items), "bytes": self.size, "hits": self.hits, "misses": self.misses}
