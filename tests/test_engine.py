@@ -38,7 +38,7 @@ def store():
 
 
 def ask(fmt: str, max_rows: int, max_bytes: int = 10_000_000, query: str = QUERY) -> engine.Outcome:
-    return engine.run(engine.Request(query=query, form="SELECT", fmt=fmt, max_rows=max_rows, max_bytes=max_bytes,
+    return engine.run(engine.Request(query=query, fmt=fmt, max_rows=max_rows, max_bytes=max_bytes,
                                      truncated_link="http://example.org/sparql#truncated"))
 
 

@@ -61,7 +61,6 @@ def _start_worker(store: str, dump: str) -> None:
 @dataclass(frozen=True)
 class Request:
     query: str
-    form: str  # SELECT, ASK, CONSTRUCT, DESCRIBE
     fmt: str  # a format name from negotiation
     max_rows: int
     max_bytes: int

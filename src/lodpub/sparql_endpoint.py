@@ -218,7 +218,7 @@ class Endpoint:
             fmt = negotiation.choose(offered, accept, _one(params, "format"))
         except negotiation.NotAcceptable as exc:
             raise ProtocolError(406, str(exc)) from None
-        job = engine.Request(query=query, form=form, fmt=fmt.name, max_rows=settings.max_rows,
+        job = engine.Request(query=query, fmt=fmt.name, max_rows=settings.max_rows,
                              max_bytes=settings.max_response_bytes,
                              truncated_link=f"{settings.base}sparql#truncated", prefixes=self.prefixes)
         return Prepared(job, fmt.media_type + ("; charset=utf-8" if fmt.media_type.startswith("text/") else ""))
