@@ -1,7 +1,8 @@
 """Writing query answers in the SPARQL results formats, stopping at a row cap that is always declared.
 
 pyoxigraph's own serialisers write every solution; a public endpoint has to stop
-at a limit and say that it did, so SELECT answers are written here, row by row.
+at a limit and say that it did, so a SELECT answer that passes the row cap is
+written here, row by row (``engine`` sends every other one as pyoxigraph wrote it).
 A truncated answer carries a ``link`` to ``…/sparql#truncated`` in its head
 (JSON and XML, as the formats allow) besides the HTTP headers the server adds.
 """
@@ -12,21 +13,12 @@ import csv
 import io
 import json
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from xml.sax.saxutils import escape, quoteattr
 
 import pyoxigraph as ox
 
 XSD_STRING = "http://www.w3.org/2001/XMLSchema#string"
 RESULTS_NS = "http://www.w3.org/2005/sparql-results#"
-
-
-@dataclass
-class Answer:
-    body: bytes
-    media_type: str
-    rows: int
-    truncated: bool
 
 
 def capped(items: Iterable, limit: int) -> tuple[list, bool]:
