@@ -7,10 +7,12 @@ breaks, tabs and commas inside literals.
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import json
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import pyoxigraph as ox
 import pytest
@@ -23,15 +25,19 @@ ROWS = len(NASTY) + 3  # three more rows with nothing bound but ?s
 QUERY = "SELECT ?s ?v WHERE { ?s <http://example.org/p> ?o OPTIONAL { ?s <http://example.org/v> ?v } }"
 
 
-@pytest.fixture(autouse=True)
-def store():
-    data = ox.Store()
+def fill(data: ox.Store) -> None:
     p, v = ox.NamedNode("http://example.org/p"), ox.NamedNode("http://example.org/v")
     for i in range(ROWS):
         s = ox.NamedNode(f"http://example.org/s{i}")
         data.add(ox.Quad(s, p, ox.Literal(str(i))))
         if i < len(NASTY):
             data.add(ox.Quad(s, v, ox.Literal(NASTY[i], language="ja" if i % 2 else None)))
+
+
+@pytest.fixture(autouse=True)
+def store():
+    data = ox.Store()
+    fill(data)
     engine._STORE[:] = [data]
     yield
     engine._STORE.clear()
@@ -95,3 +101,62 @@ def test_the_cheap_bound_on_rows_is_never_below_the_count(fmt):
     assert engine.most_rows(body, fmt) >= engine.count_rows(body, fmt) == ROWS
     empty = ask(fmt, 10_000, query="SELECT ?s WHERE { ?s <http://example.org/none> ?o }").body
     assert engine.most_rows(empty, fmt) >= engine.count_rows(empty, fmt) == 0
+
+
+# ------------------------------------------------------------------ cheap requests stay in the server
+
+SLOW = "SELECT (COUNT(*) AS ?n) WHERE { ?a ?p ?b . ?c ?q ?d . ?e ?r ?f . ?g ?s ?h }"  # every 4-tuple of triples: milliseconds
+
+
+@pytest.fixture
+def on_disk(tmp_path) -> Path:
+    path = tmp_path / "store"
+    data = ox.Store(str(path))
+    fill(data)
+    data.flush()
+    del data
+    return path
+
+
+def request(query: str) -> engine.Request:
+    return engine.Request(query=query, fmt="json", max_rows=1000, max_bytes=10_000_000, truncated_link="")
+
+
+def with_engine(path: Path, scenario):
+    """``scenario(engine)`` against one worker and the server's own store, the worker's first query done
+    (a fresh process's first query pays for starting up, and would not be measured cheap)."""
+    async def main():
+        queries = engine.Engine(path, path / "none.nt", False, 1, 30, local=ox.Store.read_only(str(path)))
+        await queries.start()
+        try:
+            await queries.answer(request("ASK { ?s ?p ?o }"))
+            assert queries.stats["inline"] == 0
+            return await scenario(queries)
+        finally:
+            await queries.stop()
+    return asyncio.run(main())
+
+
+def answers(path: Path, queries: list[str]) -> tuple[list[bytes], list[int]]:
+    """Each query's answer, and how many requests the server's own store had answered after each."""
+    async def scenario(queries_engine):
+        bodies, inline = [], []
+        for query in queries:
+            bodies.append((await queries_engine.answer(request(query))).body)
+            inline.append(queries_engine.stats["inline"])
+        return bodies, inline
+    return with_engine(path, scenario)
+
+
+def test_a_request_answered_quickly_is_answered_again_in_the_server_the_same(on_disk):
+    bodies, inline = answers(on_disk, [QUERY] * 4)
+    assert inline[0] == 0  # the first answer comes from a worker, which measures it
+    assert inline[-1] >= 2  # (a run the machine happened to interrupt may be measured slow once)
+    assert len(set(bodies)) == 1
+    assert len(json.loads(bodies[0])["results"]["bindings"]) == ROWS
+
+
+def test_a_request_that_takes_longer_stays_with_the_workers_and_their_time_limit(on_disk):
+    bodies, inline = answers(on_disk, [SLOW] * 3)
+    assert inline == [0, 0, 0]
+    assert json.loads(bodies[-1])["results"]["bindings"][0]["n"]["value"] == str((ROWS + len(NASTY)) ** 4)

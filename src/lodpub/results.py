@@ -17,7 +17,9 @@ from xml.sax.saxutils import escape, quoteattr
 
 import pyoxigraph as ox
 
-XSD_STRING = "http://www.w3.org/2001/XMLSchema#string"
+from .vocab import RDF, XSD
+
+XSD_STRING = XSD.string.value
 RESULTS_NS = "http://www.w3.org/2005/sparql-results#"
 
 
@@ -114,11 +116,25 @@ GRAPH_FORMATS = {"ttl": ox.RdfFormat.TURTLE, "nt": ox.RdfFormat.N_TRIPLES, "json
                  "rdf": ox.RdfFormat.RDF_XML}
 
 
+# Datatypes Turtle writes without naming them ("text", "text"@ja, 5, 1.5, 1.0E0, true).
+_UNNAMED_DATATYPES = {XSD[name].value for name in ("string", "integer", "decimal", "double", "boolean")} | \
+    {RDF.langString.value}
+
+
 def used_prefixes(triples: Iterable[ox.Triple], candidates: dict[str, str]) -> dict[str, str]:
-    """Only the prefixes whose namespace some IRI in ``triples`` uses, so Turtle stays short."""
-    iris = {term.value for t in triples for term in (t.subject, t.predicate, t.object)
-            if isinstance(term, ox.NamedNode)}
-    return {p: ns for p, ns in candidates.items() if any(iri.startswith(ns) for iri in iris)}
+    """Only the prefixes that shorten some IRI in ``triples`` (a subject, predicate, object or datatype), so
+    Turtle stays short: a prefix is used for an IRI whose rest has no ``/`` or ``#``."""
+    namespaces = set()
+    for triple in triples:
+        for term in (triple.subject, triple.predicate, triple.object):
+            if isinstance(term, ox.Literal):
+                term = term.datatype
+                if term.value in _UNNAMED_DATATYPES:
+                    continue
+            if isinstance(term, ox.NamedNode):
+                iri = term.value
+                namespaces.add(iri[:max(iri.rfind("/"), iri.rfind("#")) + 1])
+    return {prefix: ns for prefix, ns in candidates.items() if ns in namespaces}
 
 
 def graph(triples: Sequence[ox.Triple], fmt: str, prefixes: dict[str, str] | None = None) -> bytes:

@@ -70,7 +70,7 @@ class Site:
         if settings.query_store not in ("disk", "memory"):
             raise ValueError(f"query_store must be 'disk' or 'memory', not {settings.query_store!r}")
         self.engine = Engine(dist / "store", dist / "measures.nt", settings.query_store == "memory",
-                             settings.workers, settings.query_timeout)
+                             settings.workers, settings.query_timeout, local=self.store)
         self.answers = sparql_endpoint.AnswerCache(settings.result_cache_mb * 1024 * 1024)
 
     def local(self, iri: str) -> str | None:
