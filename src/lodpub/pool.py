@@ -3,9 +3,10 @@ passes its time limit or its caller goes away.
 
 A thread cannot be stopped, so a query that must end at its limit runs in a process. Requests and answers
 travel as length-prefixed pickles over a socket pair that the event loop reads directly: no thread sits
-between the loop and a worker. Measured on this machine, a round trip costs ~11 µs that way against
-~240 µs through pebble's thread-fed pool and ~140 µs through ``anyio.to_process``; on the small queries
-researchers send most, that hand-off was most of the answer time.
+between the loop and a worker. Measured on this machine in a tight loop, a round trip costs ~11–50 µs
+that way against ~240 µs through pebble's thread-fed pool and ~140 µs through ``anyio.to_process``. (A
+worker asleep between requests takes longer to wake, ~0.25 ms per small query end to end; the engine
+keeps requests it knows to be cheap out of the pool altogether.)
 """
 
 from __future__ import annotations
