@@ -1,13 +1,15 @@
 """Looking up what the dataset says about one IRI: its triples, what links to it, and labels.
 
-IRIs taken from a URL are only ever used as pyoxigraph terms in pattern lookups,
-never pasted into query text, so a path cannot inject SPARQL.
+IRIs taken from a URL are only ever used as pyoxigraph terms, in pattern lookups
+or bound into a fixed query, never pasted into query text, so a path cannot
+inject SPARQL.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 
 import pyoxigraph as ox
@@ -15,6 +17,9 @@ import pyoxigraph as ox
 from .vocab import RDF, RDFS
 
 KINDS = ("measure", "unit", "contact", "strategy", "org", "source")
+# Counted by the engine: a strategy's or bureau's thousands of incoming links, counted in Python, took
+# 80-95 ms at 100,000 measures; this takes 4-6 ms.
+INCOMING = "SELECT ?node (COUNT(*) AS ?n) WHERE { ?s ?p ?node } GROUP BY ?node"
 
 
 @dataclass
@@ -66,10 +71,11 @@ class LinkedData:
                 parts.append(o)
         for part in parts:
             out.outgoing.extend(q.triple for q in self.store.quads_for_pattern(part, None, None))
-        for n, quad in enumerate(self.store.quads_for_pattern(None, None, node)):
-            if offset <= n < offset + limit:
-                out.incoming.append(quad.triple)
-            out.incoming_total = n + 1
+        linking = self.store.quads_for_pattern(None, None, node)
+        out.incoming = [q.triple for q in islice(linking, offset, offset + limit)]
+        counted = self.store.query(INCOMING, substitutions={ox.Variable("node"): node})
+        assert isinstance(counted, ox.QuerySolutions)
+        out.incoming_total = next((int(row["n"].value) for row in counted), 0)
         out.outgoing.sort(key=lambda t: _reading_order(t, iri))
         return out
 

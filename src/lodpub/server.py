@@ -15,6 +15,7 @@ import time
 from contextlib import asynccontextmanager
 from json.encoder import encode_basestring as quote  # type: ignore[attr-defined]
 from pathlib import Path
+from typing import Any
 
 import pyoxigraph as ox
 from fastapi import FastAPI
@@ -67,6 +68,7 @@ class Site:
             if t.predicate == RDFS.label and isinstance(t.subject, ox.NamedNode):
                 self.term_labels.setdefault(t.subject.value, {})[t.object.language or ""] = t.object.value
         self.templates = pages.environment()
+        self.browse_lists: dict[str, list[dict[str, Any]]] = {}  # filled on first view (web.browse)
         if settings.query_store not in ("disk", "memory"):
             raise ValueError(f"query_store must be 'disk' or 'memory', not {settings.query_store!r}")
         self.engine = Engine(dist / "store", dist / "measures.nt", settings.query_store == "memory",

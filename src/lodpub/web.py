@@ -139,19 +139,29 @@ def search(site: Site, request: Request) -> Response:
 def browse(site: Site, request: Request, kind: str) -> HTMLResponse:
     """The strategies, or the bureaus, with how many measures each has."""
     lang = language(request)
-    lp = lodpub(site.base)
-    cls, link = (lp.Strategy, lp.strategy) if kind == "strategies" else (lp.Bureau, lp.bureau)
-    items = []
-    for quad in site.store.quads_for_pattern(None, RDF.type, cls):
-        node = quad.subject
-        labels = site.ld.labels([node.value]).get(node.value, {})
-        count = sum(1 for _ in site.store.quads_for_pattern(None, link, node))
-        notation = next((q.object.value for q in site.store.quads_for_pattern(node, SKOS.notation, None)), "")
-        items.append({"href": site.local(node.value), "label": pages.pick(labels, lang), "notation": notation,
-                      "count": count, "sort": (len(node.value), node.value)})
-    items.sort(key=lambda i: i["sort"])
+    if kind not in site.browse_lists:  # the dataset cannot change while it is served: worked out once
+        site.browse_lists[kind] = browse_list(site, kind)
+    items = [dict(item, label=pages.pick(item["labels"], lang)) for item in site.browse_lists[kind]]
     title = {"strategies": ("戦略", "Strategies"), "bureaus": ("局", "Bureaus")}[kind][lang != "ja"]
     return render(site, request, "browse.html", title=title, items=items)
+
+
+def browse_list(site: Site, kind: str) -> list[dict[str, Any]]:
+    lp = lodpub(site.base)
+    cls, link = (lp.Strategy, lp.strategy) if kind == "strategies" else (lp.Bureau, lp.bureau)
+    # One GROUP BY in the engine: counting 100,000 links in Python took 0.5 s. The predicate is ours, not
+    # the visitor's, so it may stand in the query text.
+    counted = site.store.query(f"SELECT ?item (COUNT(*) AS ?n) WHERE {{ ?measure <{link.value}> ?item }} "
+                               "GROUP BY ?item")
+    assert isinstance(counted, ox.QuerySolutions)
+    counts = {row["item"].value: int(row["n"].value) for row in counted}
+    nodes = sorted((q.subject.value for q in site.store.quads_for_pattern(None, RDF.type, cls)),
+                   key=lambda iri: (len(iri), iri))
+    labels = site.ld.labels(nodes)
+    return [{"href": site.local(iri), "labels": labels.get(iri, {}), "count": counts.get(iri, 0),
+             "notation": next((q.object.value for q in
+                               site.store.quads_for_pattern(ox.NamedNode(iri), SKOS.notation, None)), "")}
+            for iri in nodes]
 
 
 # ------------------------------------------------------------------ resources
