@@ -179,7 +179,7 @@ def write_document(out: TextIO, triples: Sequence[ox.Triple], base: str, context
 
 def to_triples(document: Any, base: str) -> list[ox.Triple]:
     """Parse a JSON-LD document with pyld, serving our own context without a network."""
-    from pyld import jsonld as pyld
+    from pyld import jsonld as pyld  # type: ignore[import-untyped]
 
     local = {f"{base}data/context.jsonld": context(base)}
 

@@ -52,20 +52,27 @@ class Finding:
 _XSD_STRING = XSD.string.value
 
 
-def to_rdflib(term: ox.NamedNode | ox.BlankNode | ox.Literal, cache: dict) -> rdflib.term.Node:
+def to_rdflib(term: ox.NamedNode | ox.BlankNode | ox.Literal | ox.Triple,
+              cache: dict[str, rdflib.URIRef]) -> rdflib.term.Identifier:
     if isinstance(term, ox.NamedNode):
-        node = cache.get(term.value)
-        if node is None:
-            node = cache[term.value] = rdflib.URIRef(term.value)
-        return node
+        return _iri(term.value, cache)
     if isinstance(term, ox.Literal):
         if term.language:
             return rdflib.Literal(term.value, lang=term.language)
         datatype = term.datatype.value
         if datatype == _XSD_STRING:
             return rdflib.Literal(term.value)
-        return rdflib.Literal(term.value, datatype=to_rdflib(term.datatype, cache))
-    return rdflib.BNode(term.value)
+        return rdflib.Literal(term.value, datatype=_iri(datatype, cache))
+    if isinstance(term, ox.BlankNode):
+        return rdflib.BNode(term.value)
+    raise TypeError(f"a quoted triple has no place in lodpub's data: {term}")
+
+
+def _iri(value: str, cache: dict[str, rdflib.URIRef]) -> rdflib.URIRef:
+    node = cache.get(value)
+    if node is None:
+        node = cache[value] = rdflib.URIRef(value)
+    return node
 
 
 def rdflib_graph(triples: Iterable[ox.Triple], extra: Iterable[tuple] = ()) -> rdflib.Graph:
@@ -74,8 +81,8 @@ def rdflib_graph(triples: Iterable[ox.Triple], extra: Iterable[tuple] = ()) -> r
     add = graph.add
     for t in triples:
         add((to_rdflib(t.subject, cache), to_rdflib(t.predicate, cache), to_rdflib(t.object, cache)))
-    for t in extra:
-        add(t)
+    for extra_triple in extra:
+        add(extra_triple)
     return graph
 
 
@@ -176,7 +183,7 @@ def validate(triples: Sequence[ox.Triple], rules: Rules, chunked_prefix: str, wo
         results = [rules.check(itertools.chain(core, piece)) for piece in pieces]
     else:
         def nt(part: list[ox.Triple]) -> bytes:
-            return ox.serialize(part, format=ox.RdfFormat.N_TRIPLES)
+            return ox.serialize(part, format=ox.RdfFormat.N_TRIPLES) or b""  # bytes, as no output is given
         shared = nt(core)
         methods = multiprocessing.get_all_start_methods()
         context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
