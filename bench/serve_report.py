@@ -214,6 +214,11 @@ def print_latency(figures: SizeFigures) -> None:
             cells.append(f"{v:>12,.1f}" if isinstance(v, float | int) else f"{str(v)[:11]:>12}")
         cells += [f"{figures.inprocess[k]['median_ms'].get(query, float('nan')):>13,.1f}" for k in stores]
         print(f"{query:<22}" + "".join(cells))
+    for k in stores:
+        floor = figures.inprocess[k]
+        if "before_ms" in floor:
+            print(f"  in-proc {k}: the mean of the floor measured before and after lodpub's runs (summed medians "
+                  f"{sum(floor['before_ms'].values()):,.1f} and {sum(floor['after_ms'].values()):,.1f} ms)")
     for s in systems:
         if s.server_ms:
             print(f"  {SHORT[s.key]} in the server (its access log, same runs): "
