@@ -27,7 +27,10 @@ to a worker (~0.25 ms here, most of a small query's time). The dataset does not
 change while it is served, so the same request does the same work: its fastest
 run is its cost (slower ones met cold caches or a busy machine), and one that
 cost little cannot hold the event loop for long. Every other request, and every
-request seen for the first time, goes to the workers and their time limit.
+request seen for the first time, goes to the workers and their time limit. (With
+the memory store the server's own store is still the disk one, 2–3x slower on
+larger queries, so a request measured cheap in memory may hold the loop for a few
+milliseconds.)
 """
 
 from __future__ import annotations
