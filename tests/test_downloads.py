@@ -52,6 +52,9 @@ def test_gzip_is_served_from_the_precompressed_file(server, served_dist):
     assert response.content == (served_dist / "measures.ttl").read_bytes()  # httpx decoded it
     raw = httpx.get(f"{server.url}/data/measures.ttl.gz")
     assert gzip.decompress(raw.content) == (served_dist / "measures.ttl").read_bytes()
+    refused = httpx.get(f"{server.url}/data/measures.ttl", headers={"Accept-Encoding": "gzip;q=0, identity"})
+    assert "content-encoding" not in refused.headers
+    assert refused.content == (served_dist / "measures.ttl").read_bytes()
 
 
 def test_versioned_urls_are_immutable(server, served_dist):

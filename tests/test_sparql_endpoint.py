@@ -12,6 +12,8 @@ import httpx
 import pytest
 import rdflib
 
+from lodpub import negotiation
+
 from conftest import BASE
 
 PREFIX = f"PREFIX lp: <{BASE}def/lodpub#> PREFIX rdfs: <http://www.w3.org/2000/01/rdf-schema#> "
@@ -107,6 +109,29 @@ def test_content_negotiation_matrix(server, accept, expected):
     assert response.status_code == 200
     assert response.headers["content-type"].split(";")[0] == expected
     assert "Accept" in response.headers["vary"]
+
+
+@pytest.mark.parametrize(("header", "gzipped"), [
+    (None, False), ("", False), ("gzip", True), ("GZIP", True), ("gzip, deflate, br, zstd", True),
+    ("identity", False), ("gzip;q=0", False), ("*", True), ("*;q=0", False), ("gzip;q=0, *", False),
+    ("br;q=1, *;q=0.5", True), ("x-gzip", True),
+])
+def test_accept_encoding_is_read_with_its_q_values(header, gzipped):
+    assert negotiation.accepts_gzip(header) is gzipped
+
+
+def test_a_large_answer_goes_gzipped_to_a_client_that_accepts_it(server):
+    params = {"query": "CONSTRUCT { ?s ?p ?o } WHERE { ?s ?p ?o }", "format": "nt"}
+    plain = httpx.get(f"{server.url}/sparql", params=params, headers={"Accept-Encoding": "identity"})
+    zipped = httpx.get(f"{server.url}/sparql", params=params, headers={"Accept-Encoding": "gzip"})
+    refused = httpx.get(f"{server.url}/sparql", params=params, headers={"Accept-Encoding": "gzip;q=0, identity"})
+    assert len(plain.content) > 4096
+    assert "content-encoding" not in plain.headers and "content-encoding" not in refused.headers
+    assert zipped.headers["content-encoding"] == "gzip" and "Accept-Encoding" in zipped.headers["vary"]
+    assert zipped.content == plain.content == refused.content  # httpx decoded it
+    assert zipped.num_bytes_downloaded < len(plain.content) / 3
+    small = httpx.get(f"{server.url}/sparql", params={"query": "ASK {}"}, headers={"Accept-Encoding": "gzip"})
+    assert "content-encoding" not in small.headers  # not worth compressing
 
 
 def test_nothing_acceptable_is_406_and_format_parameter_overrides(server):

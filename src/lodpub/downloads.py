@@ -10,6 +10,7 @@ from pathlib import Path
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 
+from .negotiation import accepts_gzip
 from .publish import sha256_file
 from .store import CACHES
 
@@ -80,7 +81,7 @@ def serve(request: Request, files: dict[str, DistFile], name: str, last_modified
     plain = files[name]
     chosen, encoding = plain, None
     gz = files.get(name + ".gz")
-    if gz is not None and "gzip" in request.headers.get("accept-encoding", "").lower():
+    if gz is not None and accepts_gzip(request.headers.get("accept-encoding")):
         chosen, encoding = gz, "gzip"
     headers = {
         "ETag": chosen.etag,

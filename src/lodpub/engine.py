@@ -36,6 +36,7 @@ milliseconds.)
 from __future__ import annotations
 
 import csv
+import gzip
 import io
 import multiprocessing
 import os
@@ -79,6 +80,7 @@ class Request:
     max_bytes: int
     truncated_link: str
     prefixes: tuple[tuple[str, str], ...] = ()
+    gzip: bool = False  # the client accepts a gzipped answer
 
 
 @dataclass(frozen=True)
@@ -87,7 +89,8 @@ class Outcome:
     truncated: bool = False
     error: str = ""  # a parse or evaluation error, for a 400
     too_large: bool = False
-    seconds: float = 0.0  # how long evaluating and writing it took
+    gzipped: bool = False
+    seconds: float = 0.0  # how long evaluating, writing and compressing it took
 
 
 NATIVE = {"json": ox.QueryResultsFormat.JSON, "xml": ox.QueryResultsFormat.XML,
@@ -101,14 +104,23 @@ NATIVE_MIN_BYTES = 4 << 20
 MIN_ROW_BYTES = {"json": 3, "xml": 17, "csv": 2, "tsv": 1}
 
 
+# An answer at least this long goes gzipped to a client that accepts it: answers of 1–2 MB become 13–16x
+# smaller for 3–5 ms of compressing (level 1), done here, off the event loop.
+GZIP_MIN_BYTES = 4096
+GZIP_LEVEL = 1
+
+
 def run(request: Request) -> Outcome:
-    """Evaluate one query against the worker's store and serialise the answer, timed."""
-    return timed(_STORE[0], request)
+    """The outcome of one query against the worker's store."""
+    return answer_from(_STORE[0], request)
 
 
-def timed(store: ox.Store, request: Request) -> Outcome:
+def answer_from(store: ox.Store, request: Request) -> Outcome:
+    """The query evaluated against ``store``, its answer written, compressed if asked, and timed."""
     started = time.perf_counter()
     outcome = evaluate(store, request)
+    if request.gzip and len(outcome.body) >= GZIP_MIN_BYTES:
+        outcome = replace(outcome, body=gzip.compress(outcome.body, GZIP_LEVEL, mtime=0), gzipped=True)
     return replace(outcome, seconds=time.perf_counter() - started)
 
 
@@ -263,7 +275,7 @@ class Engine:
         if self.local is not None and cost is not None and cost <= INLINE_SECONDS:
             self.inline += 1
             try:
-                outcome = timed(self.local, request)
+                outcome = answer_from(self.local, request)
             except Exception as exc:  # as a worker reports what escaped the handler
                 raise QueryFailed(f"{type(exc).__name__}: {exc}") from exc
         else:

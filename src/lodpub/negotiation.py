@@ -98,3 +98,16 @@ def choose(offered: Sequence[Format], accept: str | None, requested: str | None 
     if q <= 0:
         raise NotAcceptable(offered)
     return fmt
+
+
+@lru_cache(maxsize=256)
+def accepts_gzip(header: str | None) -> bool:
+    """Whether ``Accept-Encoding`` lets an answer be gzipped: ``gzip`` (or ``*``) with a q above 0. Without
+    the header nothing is compressed, as browsers and HTTP libraries always send it when they can decode."""
+    if not header or not header.strip():
+        return False
+    quality = {coding: q for coding, q in reversed(parse_accept(header))}  # the most preferred mention wins
+    for coding in ("gzip", "x-gzip", "*/*"):
+        if coding in quality:
+            return quality[coding] > 0
+    return False

@@ -71,7 +71,7 @@ def text(status: int, message: str, headers: dict[str, str] | None = None) -> Re
                     headers=headers)
 
 
-RequestKey = tuple  # what identifies a request's answer: query string, POST body and type, Accept
+RequestKey = tuple  # what identifies a request's answer: query string, POST body and type, Accept, Accept-Encoding
 
 
 def request_size(key: RequestKey) -> int:
@@ -170,14 +170,15 @@ class Endpoint:
             return await self.framework(scope, receive, send)
         start = time.perf_counter()
         headers = {name: value for name, value in scope["headers"]
-                   if name in (b"accept", b"content-type", b"content-length")}
+                   if name in (b"accept", b"content-type", b"content-length", b"accept-encoding")}
         accept = headers.get(b"accept", b"").decode("latin-1")
+        encodings = headers.get(b"accept-encoding", b"")
         try:
             if method == "POST":
                 body = await read_body(receive, headers.get(b"content-length"), self.settings.max_query_bytes)
-                key: RequestKey = (scope["query_string"], headers.get(b"content-type"), body, accept)
+                key: RequestKey = (scope["query_string"], headers.get(b"content-type"), body, accept, encodings)
             else:
-                body, key = b"", (scope["query_string"], accept)
+                body, key = b"", (scope["query_string"], accept, encodings)
             cached = self.cache.get(key)
             if cached is not None:
                 await cached.send(send)
@@ -190,7 +191,7 @@ class Endpoint:
                     return await self.framework(scope, _replay(body, receive), send)
                 if method == "POST":
                     _add_body(params, body, headers.get(b"content-type", b"").decode("latin-1"))
-                prepared = self.prepare(params, accept)
+                prepared = self.prepare(params, accept, negotiation.accepts_gzip(encodings.decode("latin-1")))
                 self._remember(key, prepared)
             reply = await self.answer(prepared, Disconnected(receive))
             if reply.status == 200:
@@ -203,7 +204,7 @@ class Endpoint:
         await reply.send(send)
         self.record(scope, reply.status, len(reply.body) if method != "HEAD" else 0, start)  # HEAD: no body sent
 
-    def prepare(self, params: dict[str, list[str]], accept: str) -> Prepared:
+    def prepare(self, params: dict[str, list[str]], accept: str, gzip: bool) -> Prepared:
         """The query that ``params`` carry, checked against the policy, with the format to answer in."""
         settings = self.settings
         query = _query(params, settings.max_query_bytes)
@@ -220,7 +221,7 @@ class Endpoint:
             raise ProtocolError(406, str(exc)) from None
         job = engine.Request(query=query, fmt=fmt.name, max_rows=settings.max_rows,
                              max_bytes=settings.max_response_bytes,
-                             truncated_link=f"{settings.base}sparql#truncated", prefixes=self.prefixes)
+                             truncated_link=f"{settings.base}sparql#truncated", prefixes=self.prefixes, gzip=gzip)
         return Prepared(job, fmt.media_type + ("; charset=utf-8" if fmt.media_type.startswith("text/") else ""))
 
     def _remember(self, key: RequestKey, prepared: Prepared) -> None:
@@ -252,7 +253,9 @@ class Endpoint:
         if outcome.too_large:
             raise ProtocolError(422, f"the answer is larger than the {settings.max_response_bytes:,}-byte limit; "
                                      "add a LIMIT or select fewer variables")
-        headers = {"Vary": "Accept"}
+        headers = {"Vary": "Accept, Accept-Encoding"}
+        if outcome.gzipped:
+            headers["Content-Encoding"] = "gzip"
         if outcome.truncated:
             headers["X-SPARQL-MaxRows"] = str(settings.max_rows)
             headers["Warning"] = f'199 lodpub "results truncated to the first {settings.max_rows} rows"'
