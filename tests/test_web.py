@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import re
 
@@ -27,6 +28,16 @@ def test_the_landing_page_says_what_the_dataset_is(server):
     dataset = schema_of(page)
     assert dataset["@type"] == "Dataset" and dataset["license"].startswith("https://creativecommons.org/")
     assert {d["name"] for d in dataset["distribution"]} >= {"measures.ttl", "measures.jsonld", "measures.nt"}
+
+
+def test_every_example_query_on_the_landing_page_runs_and_finds_something(server):
+    page = httpx.get(server.url + "/", headers=HTML).text
+    links = [html.unescape(href) for href in re.findall(r'<a href="(/sparql\?query=[^"]+)"', page)]
+    assert len(links) >= 5
+    for link in links:
+        answer = httpx.get(server.url + link, headers={"Accept": "application/sparql-results+json"})
+        assert answer.status_code == 200, (link, answer.text)
+        assert answer.json()["results"]["bindings"], link
 
 
 def test_browse_from_strategies_and_from_bureaus(server):
