@@ -149,7 +149,7 @@ def browse(site: Site, request: Request, kind: str) -> HTMLResponse:
 def browse_list(site: Site, kind: str) -> list[dict[str, Any]]:
     lp = lodpub(site.base)
     cls, link = (lp.Strategy, lp.strategy) if kind == "strategies" else (lp.Bureau, lp.bureau)
-    # One GROUP BY in the engine: counting 100,000 links in Python took 0.5 s. The predicate is ours, not
+    # One GROUP BY in pyoxigraph: counting 100,000 links in Python took 0.5 s. The predicate is ours, not
     # the visitor's, so it may stand in the query text.
     counted = site.store.query(f"SELECT ?item (COUNT(*) AS ?n) WHERE {{ ?measure <{link.value}> ?item }} "
                                "GROUP BY ?item")
