@@ -149,9 +149,9 @@ def answers(path: Path, queries: list[str]) -> tuple[list[bytes], list[int]]:
 
 
 def test_a_request_answered_quickly_is_answered_again_in_the_server_the_same(on_disk):
-    bodies, inline = answers(on_disk, [QUERY] * 4)
+    bodies, inline = answers(on_disk, [QUERY] * 6)
     assert inline[0] == 0  # the first answer comes from a worker, which measures it
-    assert inline[-1] >= 2  # (a run the machine happened to interrupt may be measured slow once)
+    assert inline[-1] >= 3  # (a run the machine happened to interrupt may be measured slow once or twice)
     assert len(set(bodies)) == 1
     assert len(json.loads(bodies[0])["results"]["bindings"]) == ROWS
 
