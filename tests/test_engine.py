@@ -160,3 +160,10 @@ def test_a_request_that_takes_longer_stays_with_the_workers_and_their_time_limit
     bodies, inline = answers(on_disk, [SLOW] * 3)
     assert inline == [0, 0, 0]
     assert json.loads(bodies[-1])["results"]["bindings"][0]["n"]["value"] == str((ROWS + len(NASTY)) ** 4)
+
+
+def test_a_long_request_is_not_remembered_so_it_always_goes_to_the_workers(on_disk):
+    long_query = QUERY + "\n# " + "x" * engine.COST_QUERY_MAX  # however cheap: its text alone is too big to keep
+    bodies, inline = answers(on_disk, [long_query] * 4)
+    assert inline == [0, 0, 0, 0]
+    assert len(json.loads(bodies[-1])["results"]["bindings"]) == ROWS

@@ -226,7 +226,10 @@ QueryFailed = pool.WorkerFailed
 # A request that has run this fast is answered in the server's process from then on: a few times what the
 # hand-off to a worker costs, and too short a hold on the event loop for other clients to notice.
 INLINE_SECONDS = 0.001
-COSTS_KEPT = 4096  # requests whose cost is remembered (a few MB at most)
+# Requests whose cost is remembered, and the longest query text among them: a query may be 100 KB, and
+# 1,024 of those would hold 100 MB; at 16 KB at most, 16 MB (most share their text with a prepared request).
+COSTS_KEPT = 1024
+COST_QUERY_MAX = 16_384
 
 
 class Engine:
@@ -280,7 +283,8 @@ class Engine:
                 raise QueryFailed(f"{type(exc).__name__}: {exc}") from exc
         else:
             outcome = await self.pool.run(request, self.timeout, gone)
-        self._cost[request] = min(self._cost.pop(request, outcome.seconds), outcome.seconds)  # now the newest
-        if len(self._cost) > COSTS_KEPT:
-            self._cost.popitem(last=False)
+        if len(request.query) <= COST_QUERY_MAX:
+            self._cost[request] = min(self._cost.pop(request, outcome.seconds), outcome.seconds)  # now newest
+            if len(self._cost) > COSTS_KEPT:
+                self._cost.popitem(last=False)
         return outcome
