@@ -266,9 +266,9 @@ class Engine:
 
     @property
     def stats(self) -> dict[str, int]:
-        workers = self.pool
-        return {"running": workers.running if workers else 0, "timeouts": workers.timeouts if workers else 0,
-                "abandoned": workers.abandoned if workers else 0, "inline": self.inline}
+        running, timeouts, abandoned = (self.pool.running, self.pool.timeouts, self.pool.abandoned) \
+            if self.pool else (0, 0, 0)
+        return {"running": running, "timeouts": timeouts, "abandoned": abandoned, "inline": self.inline}
 
     async def answer(self, request: Request, gone: Callable[[], bool] | None = None) -> Outcome:
         """The outcome of ``request``; if ``gone()`` turns true first, the query is stopped (its worker
