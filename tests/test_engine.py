@@ -39,8 +39,10 @@ def store():
     data = ox.Store()
     fill(data)
     engine._STORE[:] = [data]
+    engine._KIND[:] = [engine.MEMORY]
     yield
     engine._STORE.clear()
+    engine._KIND.clear()
 
 
 def ask(fmt: str, max_rows: int, max_bytes: int = 10_000_000, query: str = QUERY) -> engine.Outcome:
@@ -126,7 +128,7 @@ def with_engine(path: Path, scenario):
     """``scenario(engine)`` against one worker and the server's own store, the worker's first query done
     (a fresh process's first query pays for starting up, and would not be measured cheap)."""
     async def main():
-        queries = engine.Engine(path, path / "none.nt", False, 1, 30, local=ox.Store.read_only(str(path)))
+        queries = engine.Engine(path, path / "none.nt", 1, 0, 30, local=ox.Store.read_only(str(path)))
         await queries.start()
         try:
             await queries.answer(request("ASK { ?s ?p ?o }"))
@@ -167,3 +169,56 @@ def test_a_long_request_is_not_remembered_so_it_always_goes_to_the_workers(on_di
     bodies, inline = answers(on_disk, [long_query] * 4)
     assert inline == [0, 0, 0, 0]
     assert len(json.loads(bodies[-1])["results"]["bindings"]) == ROWS
+
+
+# ------------------------------------------------------------------ workers on disk and in memory
+
+@pytest.fixture
+def dump(tmp_path, on_disk) -> Path:
+    path = tmp_path / "measures.nt"
+    ox.Store.read_only(str(on_disk)).dump(path, format=ox.RdfFormat.N_TRIPLES, from_graph=ox.DefaultGraph())
+    return path
+
+
+def with_two_kinds(path: Path, dump: Path, scenario, ready: int = 2):
+    """``scenario(engine)`` against a worker on the disk store and one on a copy in memory, once ``ready``
+    workers are."""
+    async def main():
+        queries = engine.Engine(path, dump, 2, 1, 30)
+        await queries.start()
+        try:
+            for _ in range(100):
+                if sum(queries.stats["ready"].values()) == ready:
+                    break
+                await asyncio.sleep(0.1)
+            return await scenario(queries)
+        finally:
+            await queries.stop()
+    return asyncio.run(main())
+
+
+def test_a_request_runs_once_on_each_kind_of_store_then_stays_on_the_faster(on_disk, dump):
+    async def scenario(queries):
+        return [await queries.answer(request(QUERY)) for _ in range(4)]
+    outcomes = with_two_kinds(on_disk, dump, scenario)
+    assert [o.store for o in outcomes[:2]] == ["memory", "disk"]
+    assert outcomes[2].store == outcomes[3].store  # the fastest run so far only gets faster
+    # The same solutions; without ORDER BY each store lists them in its own order.
+    solutions = [sorted(json.dumps(b, sort_keys=True) for b in json.loads(o.body)["results"]["bindings"])
+                 for o in outcomes]
+    assert all(s == solutions[0] for s in solutions) and len(solutions[0]) == ROWS
+
+
+def test_a_copy_that_cannot_be_loaded_leaves_the_disk_worker_answering(on_disk, tmp_path):
+    async def scenario(queries):
+        outcomes = [await queries.answer(request(QUERY)) for _ in range(2)]
+        return outcomes, queries.stats["ready"]
+    outcomes, ready = with_two_kinds(on_disk, tmp_path / "missing.nt", scenario, ready=1)
+    assert ready == {"memory": 0, "disk": 1}
+    assert [o.store for o in outcomes] == ["disk", "disk"]
+    assert len(json.loads(outcomes[0].body)["results"]["bindings"]) == ROWS
+
+
+def test_one_worker_always_reads_the_disk_store(on_disk, dump):
+    assert engine.Engine(on_disk, dump, 1, 1, 30).memory_workers == 0
+    assert engine.Engine(on_disk, dump, 4, 9, 30).memory_workers == 3

@@ -33,7 +33,7 @@ def ready() -> None:
 
 def run(scenario, size: int = 2):
     async def main():
-        workers = pool.ProcessPool(size, _dispatch, ready, (), multiprocessing.get_context("forkserver"))
+        workers = pool.ProcessPool((pool.Kind("any", size, ()),), _dispatch, ready, multiprocessing.get_context("forkserver"))
         await workers.start()
         try:
             return await scenario(workers)
@@ -140,7 +140,7 @@ def test_callers_beyond_the_pool_size_wait_their_turn():
 
 def test_stopping_does_not_wait_for_a_running_call():
     async def main():
-        workers = pool.ProcessPool(2, _dispatch, ready, (), multiprocessing.get_context("forkserver"))
+        workers = pool.ProcessPool((pool.Kind("any", 2, ()),), _dispatch, ready, multiprocessing.get_context("forkserver"))
         await workers.start()
         busy = asyncio.ensure_future(workers.run(("pid_after", 30), timeout=60))
         await asyncio.sleep(0.3)

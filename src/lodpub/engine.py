@@ -4,17 +4,22 @@ pyoxigraph has no timeout and a thread cannot be stopped, so each query runs in
 a process of a ``pool.ProcessPool``; past the time limit that process is killed
 and a fresh one started, while the other workers go on answering.
 
-Where the workers read (setting ``query_store``):
+Where the workers read (setting ``memory_workers``):
 
-- ``disk`` (default): each worker opens the store that ``lodpub build`` wrote to
+- the disk store: a worker opens the store that ``lodpub build`` wrote to
   ``dist/store`` read-only. The data lives once, in the operating system's page
   cache, so memory does not multiply with the number of workers.
-- ``memory``: each worker queries an in-memory copy, 2–3x faster on the larger
-  researcher queries at 100,000 measures, at the price of ~500 MB per worker
-  there. The copy is loaded once in the forkserver (this module is its preload,
-  ``LODPUB_ENGINE_PRELOAD`` names the dump) and workers are forked from it, so
-  a replacement worker is ready at once; pyoxigraph's reads dirty the shared
-  pages, though, so each worker soon holds most of a copy of its own.
+- an in-memory copy, loaded from ``measures.nt`` by ``memory_workers`` of the
+  workers (default one): 2–3x faster on most larger queries at 100,000
+  measures (every string read from the disk store costs a few microseconds),
+  slower on a few (a count over all measures), at ~500 MB per copy there.
+  pyoxigraph's reads dirty the pages of a copy, so a copy cannot be shared
+  by forking; a fixed number of copies keeps memory from multiplying instead.
+  These workers join the pool once loaded; a replacement loads again.
+
+Each request goes to an idle worker of the kind it ran fastest on: once on each
+kind (the dataset does not change, so the same request does the same work), then
+on the faster one, whichever worker is idle when that one is busy.
 
 SELECT answers are written by pyoxigraph's own serialisers (4–8x faster than
 writing them row by row in Python); only an answer that may pass the row cap is
@@ -52,24 +57,21 @@ from . import pool, results
 
 # ---------------------------------------------------------------- in the worker
 
-PRELOAD_VARIABLE = "LODPUB_ENGINE_PRELOAD"
+DISK = "disk"
+MEMORY = "memory"
 _STORE: list[ox.Store] = []
+_KIND: list[str] = []
 
 
-def _load(dump: str) -> ox.Store:
-    store = ox.Store()
-    store.bulk_load(path=dump, format=ox.RdfFormat.N_TRIPLES)
-    return store
-
-
-if os.environ.get(PRELOAD_VARIABLE):  # set by Engine.start only for the forkserver it starts
-    _STORE.append(_load(os.environ[PRELOAD_VARIABLE]))  # once, for every worker forked from it
-
-
-def _start_worker(store: str, dump: str) -> None:
-    if _STORE:  # the forkserver's preloaded in-memory copy
-        return
-    _STORE.append(_load(dump) if dump else ox.Store.read_only(store))
+def _start_worker(kind: str, path: str) -> None:
+    """Open the store this worker reads: ``path`` is the disk store, or the dump to load a copy from."""
+    if kind == MEMORY:
+        store = ox.Store()
+        store.bulk_load(path=path, format=ox.RdfFormat.N_TRIPLES)
+    else:
+        store = ox.Store.read_only(path)
+    _STORE.append(store)
+    _KIND.append(kind)
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,7 @@ class Outcome:
     too_large: bool = False
     gzipped: bool = False
     seconds: float = 0.0  # how long evaluating, writing and compressing it took
+    store: str = DISK  # the kind of store that answered
 
 
 NATIVE = {"json": ox.QueryResultsFormat.JSON, "xml": ox.QueryResultsFormat.XML,
@@ -112,7 +115,7 @@ GZIP_LEVEL = 1
 
 def run(request: Request) -> Outcome:
     """The outcome of one query against the worker's store."""
-    return answer_from(_STORE[0], request)
+    return replace(answer_from(_STORE[0], request), store=_KIND[0])
 
 
 def answer_from(store: ox.Store, request: Request) -> Outcome:
@@ -233,30 +236,34 @@ COST_QUERY_MAX = 16_384
 
 
 class Engine:
-    def __init__(self, store: Path, dump: Path, in_memory: bool, workers: int, timeout: float,
+    def __init__(self, store: Path, dump: Path, workers: int, memory_workers: int, timeout: float,
                  local: ox.Store | None = None):
-        """``local``: the server's own read-only store, for requests known to be cheap (None: never inline)."""
+        """``memory_workers`` of the ``workers`` (0: one per core) query an in-memory copy of ``dump``, the
+        others ``store``, at least one of them; ``local``: the server's own read-only store, for requests
+        known to be cheap (None: never inline)."""
         self.store = store
         self.dump = dump
-        self.in_memory = in_memory
         self.workers = workers or os.cpu_count() or 1
+        # A worker on disk starts at once and is there while a copy loads again after a timeout.
+        self.memory_workers = max(0, min(memory_workers, self.workers - 1))
         self.timeout = timeout
         self.local = local
         self.pool: pool.ProcessPool | None = None
         self.inline = 0
-        self._cost: OrderedDict[Request, float] = OrderedDict()  # the fastest run of each recent request
+        # The fastest run of each recent request on each kind of store, newest last.
+        self._cost: OrderedDict[Request, dict[str, float]] = OrderedDict()
 
     async def start(self) -> None:
         context: multiprocessing.context.ForkServerContext | multiprocessing.context.SpawnContext
         if "forkserver" in multiprocessing.get_all_start_methods():
             context = multiprocessing.get_context("forkserver")
-            if self.in_memory:
-                os.environ[PRELOAD_VARIABLE] = str(self.dump)  # read by the forkserver's import of this module
-                context.set_forkserver_preload([__name__])
         else:
             context = multiprocessing.get_context("spawn")
-        dump = str(self.dump) if self.in_memory else ""
-        self.pool = pool.ProcessPool(self.workers, run, _start_worker, (str(self.store), dump), context)
+        kinds = tuple(kind for kind in (
+            # Copies load for seconds at 100,000 measures: the disk workers answer meanwhile.
+            pool.Kind(MEMORY, self.memory_workers, (MEMORY, str(self.dump)), background=True),
+            pool.Kind(DISK, self.workers - self.memory_workers, (DISK, str(self.store)))) if kind.size)
+        self.pool = pool.ProcessPool(kinds, run, _start_worker, context)
         await self.pool.start()
 
     async def stop(self) -> None:
@@ -265,26 +272,39 @@ class Engine:
             self.pool = None
 
     @property
-    def stats(self) -> dict[str, int]:
-        running, timeouts, abandoned = (self.pool.running, self.pool.timeouts, self.pool.abandoned) \
-            if self.pool else (0, 0, 0)
-        return {"running": running, "timeouts": timeouts, "abandoned": abandoned, "inline": self.inline}
+    def stats(self) -> dict[str, object]:
+        running, timeouts, abandoned, ready = (self.pool.running, self.pool.timeouts, self.pool.abandoned,
+                                               self.pool.ready) if self.pool else (0, 0, 0, {})
+        return {"running": running, "timeouts": timeouts, "abandoned": abandoned, "inline": self.inline,
+                "ready": ready}
 
     async def answer(self, request: Request, gone: Callable[[], bool] | None = None) -> Outcome:
         """The outcome of ``request``; if ``gone()`` turns true first, the query is stopped (its worker
         killed and replaced) so that a client that went away does not keep a worker busy."""
         assert self.pool is not None, "the engine is not started"
-        cost = self._cost.get(request)
-        if self.local is not None and cost is not None and cost <= INLINE_SECONDS:
+        costs = self._cost.get(request, {})
+        # The server's own store is on disk: what a copy in memory answers quickly may take it longer.
+        if self.local is not None and costs and costs.get(DISK, min(costs.values())) <= INLINE_SECONDS:
             self.inline += 1
             try:
                 outcome = answer_from(self.local, request)
             except Exception as exc:  # as a worker reports what escaped the handler
                 raise QueryFailed(f"{type(exc).__name__}: {exc}") from exc
         else:
-            outcome = await self.pool.run(request, self.timeout, gone)
+            outcome = await self.pool.run(request, self.timeout, gone, self._preferred(costs))
         if len(request.query) <= COST_QUERY_MAX:
-            self._cost[request] = min(self._cost.pop(request, outcome.seconds), outcome.seconds)  # now newest
+            known = self._cost.pop(request, costs)  # and put back as the newest
+            known[outcome.store] = min(known.get(outcome.store, outcome.seconds), outcome.seconds)
+            self._cost[request] = known
             if len(self._cost) > COSTS_KEPT:
                 self._cost.popitem(last=False)
         return outcome
+
+    def _preferred(self, costs: dict[str, float]) -> str:
+        """The kind of worker to try first: one this request has not run on yet (the in-memory copy
+        first, faster more often), else the one it ran fastest on."""
+        assert self.pool is not None
+        for kind in self.pool.kinds:
+            if kind.name not in costs:
+                return kind.name
+        return min(costs, key=costs.__getitem__)

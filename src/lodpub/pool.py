@@ -19,7 +19,7 @@ import signal
 import socket
 import struct
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from multiprocessing.process import BaseProcess
 from typing import Any
@@ -116,10 +116,22 @@ class _Channel(asyncio.Protocol):
             self.reply.set_exception(WorkerLost("the worker process ended"))
 
 
+@dataclass(frozen=True)
+class Kind:
+    """``size`` workers that each run ``initializer(*initargs)`` once: e.g. those that read one store."""
+
+    name: str
+    size: int
+    initargs: tuple
+    background: bool = False  # start() does not wait for these; each joins the pool once it is ready
+
+
 @dataclass(eq=False)
 class _Worker:
     process: BaseProcess
     channel: _Channel
+    kind: Kind
+    ready: bool = False
 
     def call(self, payload: bytes) -> asyncio.Future[bytes]:
         reply = self.channel.expect()
@@ -136,12 +148,12 @@ class _Worker:
 
 @dataclass
 class ProcessPool:
-    """``size`` processes that each run ``initializer(*initargs)`` once, then ``handler(request)`` per call."""
+    """Processes of each kind that run their ``initializer(*kind.initargs)`` once, then ``handler(request)``
+    per call."""
 
-    size: int
+    kinds: tuple[Kind, ...]
     handler: Callable[[Any], Any]
     initializer: Callable[..., None]
-    initargs: tuple
     context: multiprocessing.context.ForkServerContext | multiprocessing.context.SpawnContext
     running: int = 0
     timeouts: int = 0
@@ -153,8 +165,21 @@ class ProcessPool:
     _tasks: set[asyncio.Task] = field(default_factory=set)
 
     async def start(self) -> None:
-        for worker in await asyncio.gather(*(self._spawn() for _ in range(self.size))):
+        for kind in self.kinds:
+            if kind.background:
+                for _ in range(kind.size):
+                    self._track(self._join(kind))
+        awaited = [kind for kind in self.kinds for _ in range(kind.size) if not kind.background]
+        for worker in await asyncio.gather(*(self._spawn(kind) for kind in awaited)):
             self._release(worker)
+
+    @property
+    def ready(self) -> dict[str, int]:
+        """Workers ready, by kind (a busy one included)."""
+        counts = dict.fromkeys((kind.name for kind in self.kinds), 0)
+        for worker in self._all:
+            counts[worker.kind.name] += worker.ready
+        return counts
 
     async def stop(self) -> None:
         for task in list(self._tasks):
@@ -171,11 +196,12 @@ class ProcessPool:
         self._all.clear()
         self._idle.clear()
 
-    async def run(self, request: Any, timeout: float, gone: Callable[[], bool] | None = None) -> Any:
-        """``handler(request)`` in a worker; raises TimedOut, Abandoned (when ``gone()`` turns true),
-        WorkerLost or WorkerFailed."""
+    async def run(self, request: Any, timeout: float, gone: Callable[[], bool] | None = None,
+                  prefer: str = "") -> Any:
+        """``handler(request)`` in a worker, of kind ``prefer`` if one is idle; raises TimedOut, Abandoned
+        (when ``gone()`` turns true), WorkerLost or WorkerFailed."""
         payload = pickle.dumps(request, protocol=pickle.HIGHEST_PROTOCOL)
-        worker = await self._acquire()
+        worker = await self._acquire(prefer)
         self.running += 1
         try:
             reply = worker.call(payload)
@@ -200,9 +226,9 @@ class ProcessPool:
             raise WorkerFailed(value)
         return value
 
-    async def _spawn(self) -> _Worker:
+    async def _spawn(self, kind: Kind) -> _Worker:
         ours, theirs = socket.socketpair()
-        process = self.context.Process(target=_serve, args=(theirs, self.handler, self.initializer, self.initargs),
+        process = self.context.Process(target=_serve, args=(theirs, self.handler, self.initializer, kind.initargs),
                                        daemon=True)
         loop = asyncio.get_running_loop()
         try:
@@ -215,7 +241,7 @@ class ProcessPool:
             raise
         finally:
             theirs.close()
-        worker = _Worker(process, channel)
+        worker = _Worker(process, channel, kind)
         self._all.add(worker)
         try:
             ready = await asyncio.wait_for(channel.expect(), START_TIMEOUT)
@@ -224,9 +250,15 @@ class ProcessPool:
             worker.kill()
             raise
         pickle.loads(ready)
+        worker.ready = True
         return worker
 
-    async def _acquire(self) -> _Worker:
+    async def _acquire(self, prefer: str) -> _Worker:
+        for index in range(len(self._idle) - 1, -1, -1):
+            if self._idle[index].kind.name == prefer:
+                worker = self._idle[index]
+                del self._idle[index]
+                return worker
         if self._idle:
             return self._idle.pop()  # the most recently used: its caches are warm
         waiter: asyncio.Future[_Worker] = asyncio.get_running_loop().create_future()
@@ -250,19 +282,26 @@ class ProcessPool:
         worker.kill()
         self._all.discard(worker)
         self.replaced += 1
-        task = asyncio.get_running_loop().create_task(self._respawn(worker))
+        self._track(self._respawn(worker))
+
+    def _track(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     async def _respawn(self, old: _Worker) -> None:
         await asyncio.get_running_loop().run_in_executor(None, old.process.join)
+        await self._join(old.kind)
+
+    async def _join(self, kind: Kind) -> None:
+        """Start a worker of ``kind`` and add it to the pool, trying until it starts."""
         failures = 0
         while True:
             try:
-                self._release(await self._spawn())
+                self._release(await self._spawn(kind))
                 return
             except (TimeoutError, OSError, WorkerLost) as exc:
                 if failures == 0:
-                    log.warning("a replacement query worker did not start (%s); trying again every second", exc)
+                    log.warning("a query worker did not start (%s); trying again every second", exc)
                 failures += 1
                 await asyncio.sleep(1)  # e.g. out of memory for the moment; the pool must come back

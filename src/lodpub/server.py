@@ -69,10 +69,8 @@ class Site:
                 self.term_labels.setdefault(t.subject.value, {})[t.object.language or ""] = t.object.value
         self.templates = pages.environment()
         self.browse_lists: dict[str, list[dict[str, Any]]] = {}  # filled on first view (web.browse)
-        if settings.query_store not in ("disk", "memory"):
-            raise ValueError(f"query_store must be 'disk' or 'memory', not {settings.query_store!r}")
-        self.engine = Engine(dist / "store", dist / "measures.nt", settings.query_store == "memory",
-                             settings.workers, settings.query_timeout, local=self.store)
+        self.engine = Engine(dist / "store", dist / "measures.nt", settings.workers, settings.memory_workers,
+                             settings.query_timeout, local=self.store)
         self.answers = sparql_endpoint.AnswerCache(settings.result_cache_mb * 1024 * 1024)
 
     def local(self, iri: str) -> str | None:
