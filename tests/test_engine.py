@@ -209,12 +209,19 @@ def test_a_request_runs_once_on_each_kind_of_store_then_stays_on_the_faster(on_d
     assert all(s == solutions[0] for s in solutions) and len(solutions[0]) == ROWS
 
 
-def test_a_copy_that_cannot_be_loaded_leaves_the_disk_worker_answering(on_disk, tmp_path):
+def test_a_copy_that_cannot_be_loaded_leaves_the_disk_worker_answering(on_disk, tmp_path, caplog):
+    broken = tmp_path / "broken.nt"
+    broken.write_text("<http://example.org/s> <http://example.org/p> .\n")
     async def scenario(queries):
         outcomes = [await queries.answer(request(QUERY)) for _ in range(2)]
+        for _ in range(100):  # the copy is tried in the background
+            if "did not start" in caplog.text:
+                break
+            await asyncio.sleep(0.1)
         return outcomes, queries.stats["ready"]
-    outcomes, ready = with_two_kinds(on_disk, tmp_path / "missing.nt", scenario, ready=1)
+    outcomes, ready = with_two_kinds(on_disk, broken, scenario, ready=1)
     assert ready == {"memory": 0, "disk": 1}
+    assert "worker (memory) did not start (SyntaxError: " in caplog.text and "broken.nt, line 1" in caplog.text
     assert [o.store for o in outcomes] == ["disk", "disk"]
     assert len(json.loads(outcomes[0].body)["results"]["bindings"]) == ROWS
 
@@ -222,3 +229,11 @@ def test_a_copy_that_cannot_be_loaded_leaves_the_disk_worker_answering(on_disk, 
 def test_one_worker_always_reads_the_disk_store(on_disk, dump):
     assert engine.Engine(on_disk, dump, 1, 1, 30).memory_workers == 0
     assert engine.Engine(on_disk, dump, 4, 9, 30).memory_workers == 3
+
+
+def test_copies_are_loaded_only_while_they_take_at_most_half_the_memory_available():
+    dump = 100 << 20  # a copy of it takes ~300 MB
+    assert engine.copies_that_fit(1, dump, available=600 << 20) == 1
+    assert engine.copies_that_fit(1, dump, available=599 << 20) == 0
+    assert engine.copies_that_fit(3, dump, available=1300 << 20) == 2
+    assert engine.copies_that_fit(2, dump, available=None) == 2  # not Linux: nothing to go by

@@ -27,6 +27,7 @@ from typing import Any
 FRAME = struct.Struct("!Q")  # the length of the pickle that follows
 START_TIMEOUT = 300.0  # seconds a new worker may take to get ready (an in-memory copy loads slowly)
 POLL = 0.5  # seconds between checks that the caller still wants the answer
+RETRY_MAX = 60.0  # the longest pause between attempts to start a worker
 log = logging.getLogger("lodpub")
 
 
@@ -54,9 +55,13 @@ def _serve(sock: socket.socket, handler: Callable[[Any], Any], initializer: Call
     # terminal's Ctrl-C is the server's to handle: the worker ends when its socket closes.
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    initializer(*initargs)
     incoming = sock.makefile("rb")
     try:
+        try:
+            initializer(*initargs)
+        except Exception as exc:  # said once, in the server's log, rather than as a trace from each attempt
+            _send(sock, (False, f"{type(exc).__name__}: {exc}"))
+            return
         _send(sock, (True, None))  # ready
         while True:
             header = incoming.read(FRAME.size)
@@ -249,7 +254,11 @@ class ProcessPool:
             self._all.discard(worker)
             worker.kill()
             raise
-        pickle.loads(ready)
+        started, problem = pickle.loads(ready)
+        if not started:
+            self._all.discard(worker)
+            worker.kill()
+            raise WorkerLost(problem)
         worker.ready = True
         return worker
 
@@ -295,13 +304,14 @@ class ProcessPool:
 
     async def _join(self, kind: Kind) -> None:
         """Start a worker of ``kind`` and add it to the pool, trying until it starts."""
-        failures = 0
+        pause = 1.0
         while True:
             try:
                 self._release(await self._spawn(kind))
                 return
             except (TimeoutError, OSError, WorkerLost) as exc:
-                if failures == 0:
-                    log.warning("a query worker did not start (%s); trying again every second", exc)
-                failures += 1
-                await asyncio.sleep(1)  # e.g. out of memory for the moment; the pool must come back
+                # e.g. out of memory for the moment: the pool must come back, without a worker that cannot
+                # start taking a core to try every second
+                log.warning("a query worker (%s) did not start (%s); trying again in %.0f s", kind.name, exc, pause)
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, RETRY_MAX)
