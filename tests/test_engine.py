@@ -180,11 +180,11 @@ def dump(tmp_path, on_disk) -> Path:
     return path
 
 
-def with_two_kinds(path: Path, dump: Path, scenario, ready: int = 2):
+def with_two_kinds(path: Path, dump: Path, scenario, ready: int = 2, timeout: float = 30):
     """``scenario(engine)`` against a worker on the disk store and one on a copy in memory, once ``ready``
     workers are."""
     async def main():
-        queries = engine.Engine(path, dump, 2, 1, 30)
+        queries = engine.Engine(path, dump, 2, 1, timeout)
         await queries.start()
         try:
             for _ in range(100):
@@ -237,3 +237,25 @@ def test_copies_are_loaded_only_while_they_take_at_most_half_the_memory_availabl
     assert engine.copies_that_fit(1, dump, available=599 << 20) == 0
     assert engine.copies_that_fit(3, dump, available=1300 << 20) == 2
     assert engine.copies_that_fit(2, dump, available=None) == 2  # not Linux: nothing to go by
+
+
+def test_a_request_that_timed_out_goes_next_to_the_other_kind_of_worker(on_disk, dump):
+    endless = "SELECT (COUNT(*) AS ?n) WHERE { " + " ".join(f"?a{i} ?p{i} ?o{i} ." for i in range(8)) + " }"
+    async def scenario(queries):
+        kinds = []
+        for _ in range(2):
+            with pytest.raises(engine.QueryTimeout) as stopped:
+                await queries.answer(request(endless))
+            kinds.append(str(stopped.value))
+        return kinds
+    assert with_two_kinds(on_disk, dump, scenario, timeout=0.5) == ["memory", "disk"]
+
+
+def test_a_request_is_tried_on_another_kind_only_while_that_cannot_cost_it_its_answer():
+    kinds = ["memory", "disk"]
+    assert engine.preferred_kind(kinds, {}, timeout=10) == "memory"
+    assert engine.preferred_kind(kinds, {"memory": 0.2}, timeout=10) == "disk"
+    assert engine.preferred_kind(kinds, {"memory": 3.0}, timeout=10) == "memory"  # 4x that would not fit
+    assert engine.preferred_kind(kinds, {"memory": 0.2, "disk": 0.1}, timeout=10) == "disk"
+    assert engine.preferred_kind(kinds, {"memory": 10}, timeout=10) == "disk"  # a timeout counts as the limit
+    assert engine.preferred_kind(["disk"], {"disk": 0.5}, timeout=10) == "disk"

@@ -32,7 +32,7 @@ log = logging.getLogger("lodpub")
 
 
 class TimedOut(Exception):
-    """The call ran past its limit; its worker was killed."""
+    """The call ran past its limit; its worker (of the kind named by ``str(exc)``) was killed."""
 
 
 class Abandoned(Exception):
@@ -87,6 +87,15 @@ def _send(sock: socket.socket, value: object) -> None:
 
 
 # ---------------------------------------------------------------- in the server
+
+def _start(process: BaseProcess, theirs: socket.socket) -> None:
+    """Start ``process`` and close the server's copy of the socket it was given, only once it has been
+    handed over (closing it earlier, when a start is abandoned, would leave the new process without one)."""
+    try:
+        process.start()
+    finally:
+        theirs.close()
+
 
 class _Channel(asyncio.Protocol):
     """The server's end of one worker's socket: frames in, one awaited reply at a time."""
@@ -215,7 +224,7 @@ class ProcessPool:
                 remaining = deadline - asyncio.get_running_loop().time()
                 if remaining <= 0:
                     self.timeouts += 1
-                    raise TimedOut
+                    raise TimedOut(worker.kind.name)
                 await asyncio.wait((reply,), timeout=min(remaining, POLL))
                 if not reply.done() and gone is not None and gone():
                     self.abandoned += 1
@@ -237,15 +246,13 @@ class ProcessPool:
                                        daemon=True)
         loop = asyncio.get_running_loop()
         try:
-            await loop.run_in_executor(None, process.start)
+            await loop.run_in_executor(None, _start, process, theirs)
             _, channel = await loop.create_unix_connection(_Channel, sock=ours)
-        except BaseException:
+        except BaseException:  # e.g. the pool stopped meanwhile: a worker still starting finds its socket closed
             ours.close()
             if process.pid is not None:
                 process.kill()
             raise
-        finally:
-            theirs.close()
         worker = _Worker(process, channel, kind)
         self._all.add(worker)
         try:
