@@ -19,7 +19,8 @@ Where the workers read (setting ``memory_workers``):
 
 Each request goes to an idle worker of the kind it ran fastest on: once on each
 kind (the dataset does not change, so the same request does the same work), then
-on the faster one, whichever worker is idle when that one is busy.
+on the faster one, whichever worker is idle when that one is busy. A kind is
+tried only while that cannot cost the request its answer (``preferred_kind``).
 
 SELECT answers are written by pyoxigraph's own serialisers (4–8x faster than
 writing them row by row in Python); only an answer that may pass the row cap is
@@ -32,10 +33,9 @@ to a worker (~0.25 ms here, most of a small query's time). The dataset does not
 change while it is served, so the same request does the same work: its fastest
 run is its cost (slower ones met cold caches or a busy machine), and one that
 cost little cannot hold the event loop for long. Every other request, and every
-request seen for the first time, goes to the workers and their time limit. (With
-the memory store the server's own store is still the disk one, 2–3x slower on
-larger queries, so a request measured cheap in memory may hold the loop for a few
-milliseconds.)
+request seen for the first time, goes to the workers and their time limit. (The
+server's own store is on disk: a request measured cheap only in memory is run
+there once, and measured again.)
 """
 
 from __future__ import annotations
