@@ -332,7 +332,7 @@ class Engine:
             try:
                 outcome = await self.pool.run(request, self.timeout, gone, preferred_kind(kinds, costs, self.timeout))
             except QueryTimeout as timeout:  # that kind of worker is not to be tried first again
-                self._remember(request, costs, str(timeout), self.timeout)
+                self._remember(request, costs, timeout.kind, self.timeout)
                 raise
         self._remember(request, costs, outcome.store, outcome.seconds)
         return outcome

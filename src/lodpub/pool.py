@@ -32,7 +32,11 @@ log = logging.getLogger("lodpub")
 
 
 class TimedOut(Exception):
-    """The call ran past its limit; its worker (of the kind named by ``str(exc)``) was killed."""
+    """The call ran past its limit; its worker, of kind ``kind``, was killed."""
+
+    def __init__(self, kind: str):
+        super().__init__(kind)
+        self.kind = kind
 
 
 class Abandoned(Exception):
