@@ -48,7 +48,7 @@ import multiprocessing
 import os
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -277,11 +277,12 @@ class Engine:
         # A worker on disk starts at once and is there while a copy loads again after a timeout.
         self.memory_workers = max(0, min(memory_workers, self.workers - 1))
         if self.memory_workers:
-            fit = copies_that_fit(self.memory_workers, dump.stat().st_size, available_memory())
+            size = dump.stat().st_size
+            fit = copies_that_fit(self.memory_workers, size, available_memory())
             if fit < self.memory_workers:
                 log.warning("loading %d of %d in-memory copies of %s (~%d MB each): that is what fits in half "
                             "the memory available; set memory_workers lower to silence this", fit,
-                            self.memory_workers, dump.name, COPY_PER_DUMP_BYTE * dump.stat().st_size >> 20)
+                            self.memory_workers, dump.name, COPY_PER_DUMP_BYTE * size >> 20)
                 self.memory_workers = fit
         self.timeout = timeout
         self.local = local
@@ -328,9 +329,9 @@ class Engine:
             except Exception as exc:  # as a worker reports what escaped the handler
                 raise QueryFailed(f"{type(exc).__name__}: {exc}") from exc
         else:
-            kinds = [kind.name for kind in self.pool.kinds]
             try:
-                outcome = await self.pool.run(request, self.timeout, gone, preferred_kind(kinds, costs, self.timeout))
+                outcome = await self.pool.run(request, self.timeout, gone,
+                                              preferred_kind(self.pool.names, costs, self.timeout))
             except QueryTimeout as timeout:  # that kind of worker is not to be tried first again
                 self._remember(request, costs, timeout.kind, self.timeout)
                 raise
@@ -351,7 +352,7 @@ class Engine:
 EXPLORE_HEADROOM = 4
 
 
-def preferred_kind(kinds: list[str], costs: dict[str, float], timeout: float) -> str:
+def preferred_kind(kinds: Sequence[str], costs: dict[str, float], timeout: float) -> str:
     """The kind of worker to send a request to first, given its fastest run so far on each kind: one it has
     not run on yet (in the order of ``kinds``) while its runs so far leave room within ``timeout`` (or
     ran out of it: a timeout counts as ``timeout``), else the one it ran fastest on."""

@@ -181,6 +181,10 @@ class ProcessPool:
     _waiting: deque[asyncio.Future[_Worker]] = field(default_factory=deque)
     _all: set[_Worker] = field(default_factory=set)
     _tasks: set[asyncio.Task] = field(default_factory=set)
+    names: tuple[str, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.names = tuple(kind.name for kind in self.kinds)  # the engine asks on every call
 
     async def start(self) -> None:
         for kind in self.kinds:
@@ -260,16 +264,13 @@ class ProcessPool:
         worker = _Worker(process, channel, kind)
         self._all.add(worker)
         try:
-            ready = await asyncio.wait_for(channel.expect(), START_TIMEOUT)
+            started, problem = pickle.loads(await asyncio.wait_for(channel.expect(), START_TIMEOUT))
+            if not started:
+                raise WorkerLost(problem)
         except BaseException:
             self._all.discard(worker)
             worker.kill()
             raise
-        started, problem = pickle.loads(ready)
-        if not started:
-            self._all.discard(worker)
-            worker.kill()
-            raise WorkerLost(problem)
         worker.ready = True
         return worker
 
