@@ -19,13 +19,16 @@ from pathlib import Path
 
 import pyoxigraph as ox
 
+from lodpub.published import current
+from lodpub.store import STORE_DIR, cache_root
+
 QUERIES = Path(__file__).resolve().parent / "queries"
 
 
 def open_store(dist: Path, kind: str) -> ox.Store:
-    """The store lodpub build wrote (read-only), or an in-memory copy loaded from the dump."""
+    """The store lodpub build wrote for the current edition (read-only), or an in-memory copy of the dump."""
     if kind == "disk":
-        return ox.Store.read_only(str(dist / "store"))
+        return ox.Store.read_only(str(cache_root(dist) / str(current(dist)) / STORE_DIR))
     store = ox.Store()
     store.bulk_load(path=str(dist / "measures.nt"), format=ox.RdfFormat.N_TRIPLES)
     return store

@@ -32,6 +32,7 @@ from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
+from lodpub.store import cache_root
 from serve_measure import SHARED, Driver, MeasureError, lodpub_memory, result_counts, run_wrk, sanity_counts, wait_idle
 from serve_report import (
     LODPUB,
@@ -256,12 +257,7 @@ def bracketed(before: dict[str, dict], after: dict[str, dict]) -> dict[str, dict
 
 def cold_start(ctx: StartContext) -> float | str:
     """Seconds from ``lodpub serve`` to its first answer when the caches derived from the dump are missing."""
-    for cache in ("store", "search.sqlite"):  # lodpub's caches of measures.nt (lodpub.store.CACHES)
-        path = ctx.dist / cache
-        if path.is_dir():
-            shutil.rmtree(path)
-        else:
-            path.unlink(missing_ok=True)
+    shutil.rmtree(cache_root(ctx.dist), ignore_errors=True)  # lodpub's caches of each edition
     try:
         server = start_lodpub(ctx, "lodpub-cold", "lodpub cold start", {"LODPUB_RESULT_CACHE_MB": "0"})
     except Unavailable as exc:

@@ -325,14 +325,15 @@ def start_virtuoso(ctx: StartContext) -> Server:
     isql_port, http_port = free_port(), free_port()
     ini = db / "virtuoso.ini"
     ini.write_text(VIRTUOSO_INI.format(db=db, isql_port=isql_port, http_port=http_port,
-                                       dump_dir=ctx.dist.resolve()))
+                                       dump_dir=(ctx.dist / "current").resolve()))
     t0 = time.perf_counter()
     proc = ctx.procs.start("virtuoso", [binary, "+foreground", "+configfile", str(ini)], cwd=db)
     endpoint = f"http://127.0.0.1:{http_port}/sparql"
     ready = wait_answer(endpoint, proc, ctx.start_timeout, t0)
     log = ctx.procs.log("virtuoso-load")
     t0 = time.perf_counter()
-    load = (f"exec=ld_dir('{ctx.dist.resolve()}', 'measures.nt', '{GRAPH}'); rdf_loader_run(); checkpoint;"
+    load = (f"exec=ld_dir('{(ctx.dist / 'current').resolve()}', 'measures.nt', '{GRAPH}'); rdf_loader_run(); "
+            "checkpoint;"
             " SELECT ll_file, ll_state, ll_error FROM DB.DBA.load_list;")
     out = run_logged([isql, str(isql_port), "dba", "dba", load], log, 1800)
     if "measures.nt" not in out:

@@ -38,7 +38,7 @@ def write(path: Path, text: str, encoding: str = "utf-8") -> Path:
 def build_text(tmp_path: Path, text: str, register: Register | None = None,
                name: str = "table.txt", out: str = "dist") -> BuildResult:
     source = write(tmp_path / name, text)
-    return build([source], tmp_path / out, Settings(), register or Register(), workers=1)
+    return build([source], tmp_path / out, Settings(), register, workers=1)
 
 
 def lodpub(*args: str, cwd: Path = ROOT, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
@@ -67,6 +67,19 @@ def seed_build(tmp_path_factory) -> tuple[Path, BuildResult]:
     tmp = tmp_path_factory.mktemp("seed")
     result = build([SEED], tmp / "dist", Settings(), Register(), workers=1)
     return tmp / "dist", result
+
+
+def files_of(directory: Path) -> dict[str, bytes | str]:
+    """Every file of a tree by its path, links as where they point: the tree exactly as it is."""
+    found: dict[str, bytes | str] = {}
+    for folder, dirs, files in os.walk(directory):
+        for name in dirs + files:
+            path = Path(folder) / name
+            if path.is_symlink():
+                found[str(path.relative_to(directory))] = "-> " + os.readlink(path)
+            elif path.is_file():
+                found[str(path.relative_to(directory))] = path.read_bytes()
+    return found
 
 
 def free_port() -> int:
@@ -105,6 +118,9 @@ class Server:
         raise RuntimeError("lodpub serve did not answer /health within 60 s")
 
     def output(self) -> str:
+        """What the server has written to its standard output and error so far (or in all, once stopped)."""
+        if self.log.closed:
+            return self.written
         self.log.flush()
         self.log.seek(0)
         return self.log.read()
@@ -115,6 +131,7 @@ class Server:
             self.process.wait(timeout=15)
         except subprocess.TimeoutExpired:
             self.process.kill()
+        self.written = self.output()
         self.log.close()
 
 

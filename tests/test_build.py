@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -18,9 +19,8 @@ from lodpub.build import build
 from lodpub.problems import InputError
 from lodpub.register import Register
 from lodpub.settings import Settings, load_settings
-from lodpub.store import CACHES
 
-from conftest import BASE, ROOT, SEED, build_text, lodpub, row, table
+from conftest import BASE, ROOT, SEED, build_text, files_of, lodpub, row, table
 
 DUMPS = ("measures.ttl", "measures.nt", "measures.jsonld")
 
@@ -28,10 +28,6 @@ DUMPS = ("measures.ttl", "measures.nt", "measures.jsonld")
 def source_rows(path: Path) -> list[list[str]]:
     lines = path.read_text(encoding="utf-8").splitlines()
     return [line.split("\t") for line in lines if line.count("\t") == 5 and not line.startswith("施策\t")]
-
-
-def files_of(directory: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(directory)): p.read_bytes() for p in directory.rglob("*") if p.is_file()}
 
 
 def store_of(dist: Path) -> ox.Store:
@@ -204,22 +200,20 @@ def test_a_fresh_build_reproduces_the_committed_dist_byte_for_byte(tmp_path):
     settings = load_settings(ROOT / "lodpub.toml", environ={})
     build(sorted((ROOT / "data").glob("*.txt")), tmp_path / "dist", settings, Register.load(register),
           environ={}, workers=1)
-    def published(dist):  # the files; the query store and search index beside them are caches
-        return sorted(p.name for p in dist.iterdir() if p.name not in CACHES)
-    committed = published(ROOT / "dist")
-    assert published(tmp_path / "dist") == committed
-    for name in committed:
-        assert (tmp_path / "dist" / name).read_bytes() == (ROOT / "dist" / name).read_bytes(), name
+    committed = files_of(ROOT / "dist")
+    assert sorted(files_of(tmp_path / "dist")) == sorted(committed)
+    for name, content in committed.items():
+        assert files_of(tmp_path / "dist")[name] == content, name
     assert register.read_bytes() == (ROOT / "data" / "register.tsv").read_bytes()
+    assert not (tmp_path / "dist" / "store").exists()  # the server's caches live outside the published tree
+    assert (tmp_path / "dist.cache").is_dir()
 
 
-def test_two_builds_give_identical_bytes(tmp_path):
+def test_two_builds_give_identical_trees(tmp_path):
     build([SEED], tmp_path / "one", Settings(), Register(), workers=1)
     build([SEED], tmp_path / "two", Settings(), Register(), workers=1)
-    for path in (tmp_path / "one").iterdir():
-        if path.name in CACHES:
-            continue
-        assert path.read_bytes() == (tmp_path / "two" / path.name).read_bytes()
+    assert files_of(tmp_path / "one") == files_of(tmp_path / "two")
+    assert len(files_of(tmp_path / "one")) == 1 + 12 + 12  # the pointer, an edition of 12 files, 12 links
 
 
 def test_bad_input_leaves_the_previous_dist_untouched(tmp_path):
@@ -228,7 +222,7 @@ def test_bad_input_leaves_the_previous_dist_untouched(tmp_path):
     with pytest.raises(InputError):
         build_text(tmp_path, table(row(name="")))
     assert files_of(tmp_path / "dist") == before
-    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".dist")] == []
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".dist-new")] == []
 
 
 def test_a_build_interrupted_while_writing_leaves_the_previous_dist_untouched(tmp_path, monkeypatch):
@@ -242,7 +236,7 @@ def test_a_build_interrupted_while_writing_leaves_the_previous_dist_untouched(tm
     with pytest.raises(KeyboardInterrupt):
         build_text(tmp_path, table(row(), row(name="追加")))
     assert files_of(tmp_path / "dist") == before
-    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".dist")] == []
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".dist-new")] == []
 
 
 # ------------------------------------------------------------------ the command line
@@ -250,8 +244,9 @@ def test_a_build_interrupted_while_writing_leaves_the_previous_dist_untouched(tm
 def test_build_prints_progress_and_a_summary(tmp_path):
     result = lodpub("build", str(SEED), "--out", str(tmp_path / "out"))
     assert result.returncode == 0
-    assert result.stdout == f"built {tmp_path}/out/: 20 measures, 14 units, 9 contacts, 1 strategies, " \
-                            f"442 triples, 0 warnings\n"
+    edition = os.readlink(tmp_path / "out" / "current")
+    assert result.stdout == f"built {tmp_path}/out/: edition {edition}, the first: 20 measures, 14 units, " \
+                            f"9 contacts, 1 strategies, 442 triples, 0 warnings\n"
     assert [line.split(":")[0] for line in result.stderr.splitlines()] == ["read", "map", "validate", "write", "index"]
 
 
@@ -290,4 +285,4 @@ def test_position_by_name_pages_a_listing_exactly_as_order_by_name_does(seed_bui
 def test_serve_says_what_to_do_when_nothing_is_built(tmp_path):
     result = lodpub("serve", "--dist", str(tmp_path / "nothing"), "--port", "0")
     assert result.returncode == 1
-    assert result.stderr == f"lodpub: {tmp_path}/nothing/measures.nt is missing; run 'lodpub build' first\n"
+    assert result.stderr == f"lodpub: {tmp_path}/nothing has no current edition; run 'lodpub build' first\n"

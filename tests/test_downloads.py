@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import os
 
 import httpx
 import rdflib
@@ -58,13 +59,16 @@ def test_gzip_is_served_from_the_precompressed_file(server, served_dist):
 
 
 def test_versioned_urls_are_immutable(server, served_dist):
-    digest = hashlib.sha256((served_dist / "measures.nt").read_bytes()).hexdigest()
+    edition = os.readlink(served_dist / "current")
     plain = httpx.get(f"{server.url}/data/measures.nt", headers={"Accept-Encoding": "identity"})
-    assert f"</data/{digest[:12]}/measures.nt>" in plain.headers["link"]
-    versioned = httpx.get(f"{server.url}/data/{digest[:12]}/measures.nt", headers={"Accept-Encoding": "identity"})
+    assert f"</data/{edition}/measures.nt>" in plain.headers["link"]
+    assert plain.headers["lodpub-edition"] == edition
+    versioned = httpx.get(f"{server.url}/data/{edition}/measures.nt", headers={"Accept-Encoding": "identity"})
     assert versioned.status_code == 200
+    assert versioned.content == (served_dist / edition / "measures.nt").read_bytes()
     assert versioned.headers["cache-control"] == "public, max-age=31536000, immutable"
     assert httpx.get(f"{server.url}/data/000000000000/measures.nt").status_code == 404
+    assert httpx.get(f"{server.url}/data/{edition}/nothing.nt").status_code == 404
 
 
 def test_the_dataset_description_by_conneg_and_at_well_known_void(server):

@@ -1,4 +1,4 @@
-"""The build pipeline: read → map → validate → write, all or nothing.
+"""The build pipeline: read → map → validate → write an edition → point to it, all or nothing.
 
 Each stage is timed (wall seconds and peak memory) so ``bench/`` can print the
 figures and the command line can show progress.
@@ -17,7 +17,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import jsonld, metadata, publish, validation
+from . import jsonld, metadata, publish, published, validation
 from .cells import Measure, interpret
 from .mapping import Mapper
 from .problems import InputError, Problem, Severity, errors
@@ -25,10 +25,12 @@ from .register import Register
 from .resources import ENGLISH_NAMES, resource_path
 from .settings import Settings
 from .source import EncodingError, SourceFile, Strategy, read
-from .store import build_store, dump_version, ensure_search_index, open_read_only
+from .store import cache_root, ensure_caches, prune_caches
 from .vocab import RDFS, prefixes
 
 DUMP = "measures"
+DESCRIPTION = "void.ttl"
+SELF = "edition-self"  # the name an edition's description is hashed with: its own is not known before
 
 
 class GraphInvalid(Exception):
@@ -58,6 +60,9 @@ class BuildResult:
     warnings: list[Problem] = field(default_factory=list)
     findings: list[validation.Finding] = field(default_factory=list)
     stages: list[Stage] = field(default_factory=list)
+    edition: str = ""  # the name of the edition now current
+    previous: str | None = None  # the one it follows
+    unchanged: bool = False  # the build gave exactly the current edition's files: nothing was published
 
     def summary(self) -> str:
         shacl_warnings = sum(1 for f in self.findings if not f.is_violation)
@@ -144,17 +149,24 @@ def _check_strategies_agree(sources: Sequence[SourceFile], problems: list[Proble
                                         f"{other.title!r} in {other.file}; one number, one title"))
 
 
-def build(paths: Sequence[Path], out: Path, settings: Settings, register: Register, *,
+def build(paths: Sequence[Path], out: Path, settings: Settings, register: Register | None = None, *,
           encoding: str | None = None, environ: Mapping[str, str] | None = None,
           progress: Callable[[str], None] = lambda message: None,
           workers: int | None = None) -> BuildResult:
-    """Build ``out`` from the tables at ``paths``; raise before touching ``out`` if anything is wrong."""
+    """Publish the tables at ``paths`` as a new edition in ``out``; raise before anything is published if
+    anything is wrong. ``register``: the identifier register to use and update (None: the register of the
+    current edition in ``out``, read and never written, else a fresh one)."""
     env = dict(os.environ if environ is None else environ)
+    register = published_register(out) if register is None else register
     result = BuildResult(out)
     base = settings.base
     problems: list[Problem] = []
 
     with _stage(result, "read", progress):
+        published.check_layout(out)
+        current = published.current(out)
+        if current:  # before any IRI is minted: this register must know every one already published
+            register.check_covers(Register.load(out / current / "register.tsv"), register_name(register))
         sources, measures = read_sources(paths, encoding, problems)
         if errors(problems):
             raise InputError(problems)
@@ -175,25 +187,89 @@ def build(paths: Sequence[Path], out: Path, settings: Settings, register: Regist
         if any(f.is_violation for f in findings):
             raise GraphInvalid(validation.describe_findings(findings, describe))
 
-    with publish.staging(out) as tmp:
-        with _stage(result, "write", progress):
-            _write_dist(tmp, graph.triples, settings, rules, findings, register, sources, mapper, env)
-        # The dumps are written: let the graph go before the store and index are built from them.
-        graph.triples.clear()
-        graph.records.clear()
-        _return_freed_memory()
-        with _stage(result, "index", progress):
-            version = dump_version(tmp)
-            build_store(tmp, version)
-            store = open_read_only(tmp)
-            ensure_search_index(tmp, store, settings.base, version)
-            del store
-    register.save()
+    with published.writing(out):
+        out = out.resolve()
+        published.check_layout(out)
+        result.previous = previous = published.current(out)
+        with published.staging(out) as tmp:
+            with _stage(result, "write", progress):
+                describe = _write_edition(tmp, graph.triples, settings, rules, findings, register, sources,
+                                          mapper, env)
+                content = {p.name: publish.sha256_file(p) for p in tmp.iterdir()}
+                issued = metadata.issued_time(settings, env)
+                before = metadata.read_edition(_void(out / previous), settings) if previous else None
+                if before and _holds(out / previous, content) and \
+                        (out / previous / DESCRIPTION).read_text(encoding="utf-8") == describe(
+                            metadata.EditionRef(before.name, before.previous, issued, before.history)):
+                    result.edition, result.unchanged = previous, True
+                    return result
+                history = before.after() if before else ()
+                name = published.edition_name(
+                    previous, content, describe(metadata.EditionRef(SELF, previous, issued, history)))
+                result.edition = name
+                text = describe(metadata.EditionRef(name, previous, issued, history), check=True)
+                (tmp / DESCRIPTION).write_text(text, encoding="utf-8")
+            # The files are written: let the graph go before the caches are built from them.
+            graph.triples.clear()
+            graph.records.clear()
+            _return_freed_memory()
+            caches = cache_root(out, settings.cache_dir)
+            with _stage(result, "index", progress):
+                ensure_caches(tmp, caches / name, settings.base, name)
+            published.place(out, tmp, name)
+        # Saved before the pointer moves: an IRI minted here and never published is harmless; one published
+        # and then forgotten by the register would be minted again for something else.
+        register.save()
+        published.point(out, name)
+        chain = edition_chain(out, settings)
+        published.prune(out, chain, settings.keep_editions)
+        prune_caches(caches, set(chain[:2]))  # the new edition's, and the one a running server may still be on
     return result
 
 
-def _write_dist(tmp: Path, triples, settings: Settings, rules: validation.Rules,
-                findings, register: Register, sources, mapper: Mapper, env) -> None:
+def published_register(out: Path) -> Register:
+    """The register of the current edition in ``out`` (read, never written: an edition does not change), so
+    that building into the same directory keeps its IRIs; else an empty one."""
+    name = published.current(out)
+    if name is None:
+        return Register()
+    register = Register.load(out / name / "register.tsv")
+    register.path = None
+    return register
+
+
+def register_name(register: Register) -> str:
+    return str(register.path) if register.path else "the register"
+
+
+def _void(edition: Path) -> list:
+    import pyoxigraph as ox
+    return [q.triple for q in ox.parse(path=str(edition / DESCRIPTION), format=ox.RdfFormat.TURTLE)]
+
+
+def edition_chain(out: Path, settings: Settings) -> list[str]:
+    """The editions in ``out`` from the current one back through each one's predecessor, while present."""
+    chain: list[str] = []
+    name = published.current(out)
+    while name and (out / name).is_dir() and name not in chain:
+        chain.append(name)
+        try:
+            name = metadata.read_edition(_void(out / name), settings).previous
+        except (OSError, SyntaxError, ValueError, KeyError) as exc:
+            raise published.TreeError(f"cannot read {out / name / DESCRIPTION}: {exc}") from None
+    return chain
+
+
+def _holds(edition: Path, content: dict[str, str]) -> bool:
+    """Whether ``edition`` holds exactly the files ``content`` names, with those SHA-256s, and a description."""
+    names = {p.name for p in edition.iterdir()} - {DESCRIPTION}
+    return names == set(content) and all(publish.sha256_file(edition / n) == content[n] for n in names)
+
+
+def _write_edition(tmp: Path, triples, settings: Settings, rules: validation.Rules, findings,
+                   register: Register, sources, mapper: Mapper, env) -> Callable[..., str]:
+    """Write every file of the edition into ``tmp`` but its description; return what writes that for a
+    given edition (it names the edition, whose name is the hash of everything else)."""
     base = settings.base
     shapes_text, ontology_text, _ = rules.texts
     names = prefixes(base) | {kind: f"{base}id/{kind}/" for kind in ("measure", "unit", "contact", "strategy")}
@@ -223,12 +299,18 @@ def _write_dist(tmp: Path, triples, settings: Settings, rules: validation.Rules,
     files = [metadata.FileInfo(name, (tmp / name).stat().st_size, publish.sha256_file(tmp / name), title)
              for name, title in sorted(titles.items())]
     source_info = [(mapper.source_iri(s.path), Path(s.path).name, s.size, s.sha256) for s in sources]
-    description = metadata.describe(settings, triples, files, source_info, metadata.modified_date(settings, env))
-    description += mapper.government_triples()  # the publisher, described where it is named
-    found = validation.validate(description, rules, f"{base}id/measure/", workers=1)
-    if any(f.is_violation for f in found):
-        raise GraphInvalid(validation.describe_findings(found, str))
-    publish.write_turtle(tmp / "void.ttl", description, prefixes(base) | {"data": f"{base}data/"})
+    counts = metadata.Counts.of(triples)
+    modified = metadata.modified_date(settings, env)
+
+    def describe(edition: metadata.EditionRef, check: bool = False) -> str:
+        description = metadata.describe(settings, counts, files, source_info, modified, edition)
+        description += mapper.government_triples()  # the publisher, described where it is named
+        if check:
+            found = validation.validate(description, rules, f"{base}id/measure/", workers=1)
+            if any(f.is_violation for f in found):
+                raise GraphInvalid(validation.describe_findings(found, str))
+        return publish.turtle_text(description, prefixes(base) | {"data": f"{base}data/"})
+    return describe
 
 
 def _describer(graph, base: str) -> Callable[[str], str]:

@@ -11,9 +11,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import __version__
+from . import __version__, published
 from .build import GraphInvalid, build
 from .problems import InputError
+from .published import TreeError
 from .register import Register
 from .settings import SettingsError, load_settings
 
@@ -35,7 +36,8 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--out", type=Path, default=Path("dist"), help="output directory (default: dist)")
     b.add_argument("--register", type=Path, default=None,
                    help="identifier register to use and update (default: data/register.tsv when building "
-                        "data/, else none: IRIs are numbered afresh in document order)")
+                        "data/, else the current edition's in the output directory, else none: IRIs are "
+                        "numbered afresh in document order)")
     b.add_argument("--encoding", default=None, help="the tables' encoding, e.g. cp932 (default: detect)")
     b.add_argument("--base-iri", default=None, help="base IRI of everything minted (default: from lodpub.toml)")
     b.add_argument("--workers", type=int, default=None, help="validation processes (default: one per core)")
@@ -83,12 +85,15 @@ def _serve(args: argparse.Namespace, settings) -> int:
     given = (("host", args.host), ("port", args.port), ("workers", args.workers))
     overrides = {k: v for k, v in given if v is not None}
     settings = replace(settings, **overrides)
-    for name in ("measures.nt", "void.ttl"):
-        if not (args.dist / name).exists():
-            print(f"lodpub: {args.dist}/{name} is missing; run 'lodpub build' first", file=sys.stderr)
+    try:
+        if published.current(args.dist) is None:
+            print(f"lodpub: {args.dist} has no current edition; run 'lodpub build' first", file=sys.stderr)
             return 1
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
-    app = create_app(args.dist, settings)
+        logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+        app = create_app(args.dist, settings)
+    except TreeError as exc:
+        print(f"lodpub: {exc}", file=sys.stderr)
+        return 1
     print(f"lodpub: serving {args.dist}/ at http://{settings.host}:{settings.port}/", file=sys.stderr)
     # No X-Forwarded-For trust (any local client could forge its address in the log) and no Server
     # header: both cost time on every request, the trivial queries most.
@@ -107,9 +112,12 @@ def _build(args: argparse.Namespace, settings) -> int:
             return 2
         register_path = register_path or DEFAULT_REGISTER
     try:
-        register = Register.load(register_path) if register_path else Register()
+        register = Register.load(register_path) if register_path else None
     except InputError as exc:
         return _problems(exc)
+    except TreeError as exc:
+        print(f"lodpub: {exc}", file=sys.stderr)
+        return 1
     say = (lambda message: None) if args.quiet else (lambda message: print(message, file=sys.stderr))
     try:
         result = build(sources, args.out, settings, register, encoding=args.encoding,
@@ -121,14 +129,23 @@ def _build(args: argparse.Namespace, settings) -> int:
         for line in exc.lines:
             print("  " + line, file=sys.stderr)
         return 1
+    except TreeError as exc:
+        print(f"lodpub: {exc}; nothing was published", file=sys.stderr)
+        return 1
     except OSError as exc:
-        print(f"lodpub: cannot write {args.out}: {exc.strerror or exc}", file=sys.stderr)
+        where = exc.filename or args.out
+        print(f"lodpub: cannot write {where}: {exc.strerror or exc}; nothing was published", file=sys.stderr)
         return 1
     for problem in result.warnings[:MAX_WARNINGS_SHOWN]:
         print(problem, file=sys.stderr)
     if len(result.warnings) > MAX_WARNINGS_SHOWN:
         print(f"... and {len(result.warnings) - MAX_WARNINGS_SHOWN} more warnings", file=sys.stderr)
-    print(f"built {args.out}/: {result.summary()}")
+    if result.unchanged:
+        print(f"{args.out}/ unchanged: edition {result.edition} already holds exactly these files "
+              f"({result.summary()})")
+    else:
+        after = f", after {result.previous}" if result.previous else ", the first"
+        print(f"built {args.out}/: edition {result.edition}{after}: {result.summary()}")
     return 0
 
 

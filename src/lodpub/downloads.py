@@ -1,4 +1,4 @@
-"""Serving the files of dist/: content-hash ETags, conditional GET, ranges, precompressed gzip."""
+"""Serving the files of an edition: content-hash ETags, conditional GET, ranges, precompressed gzip."""
 
 from __future__ import annotations
 
@@ -6,13 +6,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 
 from .negotiation import accepts_gzip
 from .publish import sha256_file
-from .store import CACHES
+
+if TYPE_CHECKING:
+    from .edition import Files
 
 MEDIA_TYPES = {
     ".ttl": "text/turtle; charset=utf-8",
@@ -37,23 +40,19 @@ class DistFile:
         return f'"{self.sha256[:32]}"'
 
     @property
-    def version(self) -> str:
-        return self.sha256[:12]
-
-    @property
     def media_type(self) -> str:
         return MEDIA_TYPES.get(self.path.suffix, "application/octet-stream")
 
 
-def index(dist: Path, described: dict[str, tuple[int, str]] | None = None) -> dict[str, DistFile]:
-    """Every published file (not the caches) with its SHA-256, at start.
+def index(edition: Path, described: dict[str, tuple[int, str]] | None = None) -> dict[str, DistFile]:
+    """Every file of an edition with its SHA-256.
 
     ``described`` maps file names to the (size, SHA-256) the dataset description states; those are
     trusted when the size agrees, so the dumps are not read again just to be hashed.
     """
     files = {}
-    for path in sorted(dist.iterdir()):
-        if path.is_file() and not path.name.startswith(".") and path.name not in CACHES:
+    for path in sorted(edition.iterdir()):
+        if path.is_file() and not path.name.startswith("."):
             size = path.stat().st_size
             known = (described or {}).get(path.name)
             sha = known[1] if known and known[0] == size else sha256_file(path)
@@ -75,9 +74,10 @@ def _not_modified(request: Request, etag: str, last_modified: str) -> bool:
     return False
 
 
-def serve(request: Request, files: dict[str, DistFile], name: str, last_modified: str,
-          versioned: bool = False) -> Response:
-    """A file of dist/, gzipped from its precompressed twin when the client accepts that."""
+def serve(request: Request, edition: Files, name: str, versioned: bool = False) -> Response:
+    """A file of ``edition``, gzipped from its precompressed twin when the client accepts that; at
+    ``/data/<edition>/FILE`` (``versioned``) cached for good, since those bytes never change."""
+    files, last_modified = edition.files, edition.last_modified
     plain = files[name]
     chosen, encoding = plain, None
     gz = files.get(name + ".gz")
@@ -88,7 +88,7 @@ def serve(request: Request, files: dict[str, DistFile], name: str, last_modified
         "Last-Modified": last_modified,
         "Cache-Control": VERSIONED_CACHE if versioned else PLAIN_CACHE,
         "Vary": "Accept-Encoding",
-        "Link": f'</data/{plain.version}/{plain.name}>; rel="alternate"' if not versioned else "",
+        "Link": f'</data/{edition.edition}/{plain.name}>; rel="alternate"' if not versioned else "",
     }
     headers = {k: v for k, v in headers.items() if v}
     if encoding:

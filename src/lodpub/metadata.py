@@ -1,4 +1,10 @@
-"""The dataset's description in DCAT and VoID: what it is, where it came from, what to download."""
+"""The dataset's description in DCAT and VoID: what it is, where it came from, what to download.
+
+The dataset (``/data/measures``) is a DCAT 3 dataset series; each build is an edition of it
+(``/data/measures/<edition>``: ``dcat:inSeries``, ``dcat:prev``, ``dcat:version``, ``dcterms:issued``) whose
+files have URLs that never change (``/data/<edition>/FILE``). The series keeps the URLs of the current files
+(``/data/FILE``), which move on with each edition.
+"""
 
 from __future__ import annotations
 
@@ -23,6 +29,39 @@ MEDIA_TYPES = {
 
 
 @dataclass(frozen=True)
+class EditionRef:
+    """An edition as its description names it: its name, its predecessor's, when it was issued, and every
+    edition before it, oldest first (their names and dates stay known after their files are removed)."""
+
+    name: str
+    previous: str | None
+    issued: str  # an ISO 8601 date, or date and time
+    history: tuple[EditionRef, ...] = ()
+
+    @property
+    def first(self) -> str:
+        return self.history[0].name if self.history else self.name
+
+    def after(self) -> tuple[EditionRef, ...]:
+        """The history of the edition that follows this one."""
+        return (*self.history, EditionRef(self.name, self.previous, self.issued))
+
+
+@dataclass(frozen=True)
+class Counts:
+    """What the description counts in the data: triples, distinct subjects, entities by class."""
+
+    triples: int
+    subjects: int
+    classes: tuple[tuple[str, int], ...]
+
+    @classmethod
+    def of(cls, data: Sequence[Triple]) -> Counts:
+        classes = Counter(t.object.value for t in data if t.predicate == RDF.type)
+        return cls(len(data), len({t.subject for t in data}), tuple(sorted(classes.items())))
+
+
+@dataclass(frozen=True)
 class FileInfo:
     name: str
     size: int
@@ -42,19 +81,35 @@ def modified_date(settings: Settings, environ: dict[str, str]) -> str:
     return settings.modified
 
 
-def describe(settings: Settings, data: Sequence[Triple], files: Sequence[FileInfo],
-             sources: Sequence[tuple[NamedNode, str, int, str]], modified: str) -> list[Triple]:
-    """Triples describing the dataset, its distributions and its sources."""
+def issued_time(settings: Settings, environ: dict[str, str]) -> str:
+    """When an edition is issued: ``SOURCE_DATE_EPOCH`` to the second when set, else ``modified``."""
+    epoch = environ.get("SOURCE_DATE_EPOCH")
+    if epoch and epoch.strip().isdigit():
+        return datetime.fromtimestamp(int(epoch), tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return settings.modified
+
+
+def edition_iri(settings: Settings, name: str) -> NamedNode:
+    return NamedNode(f"{settings.dataset_iri}/{name}")
+
+
+def date(text: str) -> Literal:
+    """An ISO 8601 date, or date and time, as the literal of its type."""
+    return Literal(text, datatype=XSD.dateTime if "T" in text else XSD.date)
+
+
+def describe(settings: Settings, counts: Counts, files: Sequence[FileInfo],
+             sources: Sequence[tuple[NamedNode, str, int, str]], modified: str,
+             edition: EditionRef) -> list[Triple]:
+    """Triples describing the dataset series, this edition, their distributions and sources."""
     base = settings.base
     lp = lodpub(base)
     dataset = NamedNode(settings.dataset_iri)
     out: list[Triple] = []
     add = out.append
 
-    def date(text: str) -> Literal:
-        return Literal(text, datatype=XSD.date)
-
     add(Triple(dataset, RDF.type, DCAT.Dataset))
+    add(Triple(dataset, RDF.type, DCAT.DatasetSeries))
     add(Triple(dataset, RDF.type, VOID.Dataset))
     add(Triple(dataset, DCTERMS.title, Literal(settings.title_ja, language="ja")))
     add(Triple(dataset, DCTERMS.title, Literal(settings.title_en, language="en")))
@@ -69,11 +124,9 @@ def describe(settings: Settings, data: Sequence[Triple], files: Sequence[FileInf
     add(Triple(dataset, VOID.vocabulary, NamedNode(str(lp))))
     add(Triple(dataset, VOID.uriSpace, Literal(base + "id/")))
     add(Triple(dataset, VOID.sparqlEndpoint, NamedNode(settings.sparql_endpoint)))
-    add(Triple(dataset, VOID.triples, Literal(str(len(data)), datatype=XSD.integer)))
-    subjects = {t.subject for t in data}
-    add(Triple(dataset, VOID.distinctSubjects, Literal(str(len(subjects)), datatype=XSD.integer)))
-    classes = Counter(t.object.value for t in data if t.predicate == RDF.type)
-    for iri, count in sorted(classes.items()):
+    add(Triple(dataset, VOID.triples, Literal(str(counts.triples), datatype=XSD.integer)))
+    add(Triple(dataset, VOID.distinctSubjects, Literal(str(counts.subjects), datatype=XSD.integer)))
+    for iri, count in counts.classes:
         partition = NamedNode(f"{settings.dataset_iri}#class-{iri.rsplit('#', 1)[-1].rsplit('/', 1)[-1]}")
         add(Triple(dataset, VOID.classPartition, partition))
         add(Triple(partition, VOID["class"], NamedNode(iri)))
@@ -85,8 +138,35 @@ def describe(settings: Settings, data: Sequence[Triple], files: Sequence[FileInf
         add(Triple(source, DCAT.byteSize, Literal(str(size), datatype=XSD.nonNegativeInteger)))
         _checksum(add, source, sha)
 
+    this = edition_iri(settings, edition.name)
+    add(Triple(dataset, DCAT.first, edition_iri(settings, edition.first)))
+    add(Triple(dataset, DCAT.last, this))
+    add(Triple(this, RDF.type, DCAT.Dataset))
+    add(Triple(this, RDF.type, VOID.Dataset))
+    add(Triple(this, DCAT.inSeries, dataset))
+    add(Triple(this, DCAT.version, Literal(edition.name)))
+    for earlier in (*edition.history, edition):
+        node = edition_iri(settings, earlier.name)
+        if earlier is not edition:
+            add(Triple(node, DCAT.inSeries, dataset))
+            add(Triple(node, DCAT.version, Literal(earlier.name)))
+            add(Triple(node, DCTERMS.issued, date(earlier.issued)))
+        if earlier.previous:
+            add(Triple(node, DCAT.prev, edition_iri(settings, earlier.previous)))
+    add(Triple(this, DCTERMS.title, Literal(f"{settings.title_ja}（版 {edition.name}）", language="ja")))
+    add(Triple(this, DCTERMS.title, Literal(f"{settings.title_en} (edition {edition.name})", language="en")))
+    add(Triple(this, DCTERMS.issued, date(edition.issued)))
+    add(Triple(this, DCTERMS.publisher, NamedNode(base + "id/org/tmg")))
+    add(Triple(this, DCTERMS.license, NamedNode(settings.license)))
+    add(Triple(this, VOID.triples, Literal(str(counts.triples), datatype=XSD.integer)))
+    _distributions(add, settings, dataset, files, f"{base}data/")
+    _distributions(add, settings, this, files, f"{base}data/{edition.name}/")
+    return out
+
+
+def _distributions(add, settings: Settings, dataset: NamedNode, files: Sequence[FileInfo], prefix: str) -> None:
     for info in files:
-        url = NamedNode(f"{base}data/{info.name}")
+        url = NamedNode(prefix + info.name)
         compressed = info.name.endswith(".gz")
         plain = info.name[:-3] if compressed else info.name
         media = MEDIA_TYPES.get("." + plain.rsplit(".", 1)[-1], "application/octet-stream")
@@ -103,7 +183,28 @@ def describe(settings: Settings, data: Sequence[Triple], files: Sequence[FileInf
         add(Triple(url, DCAT.byteSize, Literal(str(info.size), datatype=XSD.nonNegativeInteger)))
         add(Triple(url, DCTERMS.license, NamedNode(settings.license)))
         _checksum(add, url, info.sha256)
-    return out
+
+
+def read_edition(void: Sequence[Triple], settings: Settings) -> EditionRef:
+    """The edition that a description (``void.ttl``) describes, with its history, as ``describe`` wrote it."""
+    series = NamedNode(settings.dataset_iri)
+    last = next((t.object for t in void if t.subject == series and t.predicate == DCAT.last), None)
+    if last is None:
+        raise ValueError(f"no edition of <{series.value}> is described")
+    about: dict[str, dict[NamedNode, str]] = {}
+    for t in void:
+        if t.predicate in (DCAT.version, DCTERMS.issued, DCAT.prev):
+            about.setdefault(t.subject.value, {})[t.predicate] = t.object.value.rsplit("/", 1)[-1]
+    chain: list[EditionRef] = []
+    node: str | None = last.value
+    while node is not None and node in about and len(chain) <= len(about):
+        known = about[node]
+        chain.append(EditionRef(known[DCAT.version], known.get(DCAT.prev), known[DCTERMS.issued]))
+        node = f"{series.value}/{known[DCAT.prev]}" if DCAT.prev in known else None
+    if node is not None:
+        raise ValueError(f"the history of <{last.value}> is broken at <{node}>")
+    newest, *older = chain
+    return EditionRef(newest.name, newest.previous, newest.issued, tuple(reversed(older)))
 
 
 def _checksum(add, node: NamedNode, sha256: str) -> None:

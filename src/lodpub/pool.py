@@ -56,9 +56,10 @@ class WorkerFailed(Exception):
 def _serve(sock: socket.socket, handler: Callable[[Any], Any], initializer: Callable[..., None],
            initargs: tuple) -> None:
     # Stopping a worker must not wait for the handler (pyoxigraph cannot be interrupted), and a
-    # terminal's Ctrl-C is the server's to handle: the worker ends when its socket closes.
+    # terminal's Ctrl-C (or hang-up) is the server's to handle: the worker ends when its socket closes.
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # the server's to read: it asks it to look for a new edition
     incoming = sock.makefile("rb")
     try:
         try:

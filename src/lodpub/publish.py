@@ -1,14 +1,11 @@
-"""Writing ``dist/``: every dump, its gzip, and the swap that makes a build all-or-nothing."""
+"""Writing an edition's files: the dumps in each format, their gzips, checksums."""
 
 from __future__ import annotations
 
 import gzip
 import hashlib
-import os
 import shutil
-import tempfile
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from pathlib import Path
 
 import pyoxigraph as ox
@@ -31,6 +28,10 @@ def write_turtle(path: Path, triples: Iterable[ox.Triple], prefixes: dict[str, s
     ox.serialize(triples, str(path), format=ox.RdfFormat.TURTLE, prefixes=prefixes)
 
 
+def turtle_text(triples: Iterable[ox.Triple], prefixes: dict[str, str]) -> str:
+    return (ox.serialize(triples, format=ox.RdfFormat.TURTLE, prefixes=prefixes) or b"").decode("utf-8")
+
+
 def with_base(text: str, base: str) -> str:
     """A Turtle file written with relative IRIs, made absolute by stating the base."""
     return f"@base <{base}> .\n{text}"
@@ -51,29 +52,3 @@ def sha256_file(path: Path) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-@contextmanager
-def staging(out: Path) -> Iterator[Path]:
-    """A fresh directory beside ``out``; on success it replaces ``out``, on failure it vanishes.
-
-    The previous ``out`` is moved aside before the new one is renamed into place
-    and removed only afterwards, so at no point is a half-written tree at ``out``.
-    """
-    out = out.resolve()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}-new-"))
-    try:
-        yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    os.chmod(tmp, 0o755)
-    old = None
-    if out.exists():
-        old = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}-old-"))
-        os.rmdir(old)
-        os.rename(out, old)
-    os.rename(tmp, out)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)

@@ -93,6 +93,19 @@ class Register:
             raise InputError(problems)
         return cls(entries, path)
 
+    def check_covers(self, published: Register, name: str) -> None:
+        """Refuse to build with a register that lacks an IRI a published edition has minted: the next
+        measure would be given that IRI, which portals already link to something else."""
+        ours = {(e.kind, e.id) for entries in self.entries.values() for e in entries}
+        missing = [e for entries in published.entries.values() for e in entries if (e.kind, e.id) not in ours]
+        if missing:
+            where = str(published.path) if published.path else "the current edition's register"
+            named = ", ".join(f"{e.kind} {e.id} ({e.key})" for e in missing[:3])
+            more = f" and {len(missing) - 3:,} more" if len(missing) > 3 else ""
+            raise InputError([Problem(name, 0, 0, "id", f"{len(missing):,} IRIs already published are not in this "
+                                      f"register: {named}{more}; copy their lines back from {where}, or "
+                                      "build with that register")])
+
     def assign(self, kind: str, keys: Sequence[str]) -> dict[str, int]:
         """IDs for distinct keys, minting new ones (in the order given) where needed."""
         known = {e.key: e for e in self.entries[kind]}

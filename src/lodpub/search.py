@@ -5,9 +5,8 @@ trigram tokenizer: any substring of three or more characters is found through
 the index. Shorter queries (two-character words like 移住 are common) fall back
 to a scan of the same table. Name matches rank above summary matches.
 
-The index is ``dist/search.sqlite``, written by ``lodpub build`` from the query
-store; like the store, it is a cache (not committed) and the server rebuilds it
-when it is missing or stale.
+The index is ``search.sqlite`` among an edition's caches (``store.py``), written
+by ``lodpub build`` from the query store, and by the server when it is missing.
 """
 
 from __future__ import annotations
@@ -47,8 +46,8 @@ class Hit:
         return Markup(f"<mark>{escape(query)}</mark>").join(escape(p) for p in parts)
 
 
-def build_index(dist: Path, store: ox.Store, base: str, version: str) -> Path:
-    """Write ``dist/search.sqlite`` from the store (atomically)."""
+def build_index(cache: Path, store: ox.Store, base: str, version: str) -> Path:
+    """Write ``cache/search.sqlite`` from the store (atomically)."""
     lp = lodpub(base)
     # Three scans joined here are much faster than three lookups per measure.
     measures = {q.subject.value for q in store.quads_for_pattern(None, RDF.type, lp.Measure)}
@@ -57,7 +56,7 @@ def build_index(dist: Path, store: ox.Store, base: str, version: str) -> Path:
     summaries = {q.subject.value: q.object.value for q in store.quads_for_pattern(None, lp.summary, None)}
     rows = sorted(((iri, names.get(iri, ""), summaries.get(iri, "")) for iri in measures),
                   key=lambda r: _number(r[0]))
-    fd, tmp = tempfile.mkstemp(dir=dist, prefix=".search-new-")
+    fd, tmp = tempfile.mkstemp(dir=cache, prefix=".search-new-")
     os.close(fd)
     try:
         with sqlite3.connect(tmp) as db:
@@ -66,11 +65,18 @@ def build_index(dist: Path, store: ox.Store, base: str, version: str) -> Path:
             db.execute("INSERT INTO measure_text (measure_text) VALUES ('rebuild')")
             db.execute("INSERT INTO about VALUES ('version', ?)", (version,))
         db.close()
-        os.replace(tmp, dist / INDEX)
+        os.replace(tmp, cache / INDEX)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return dist / INDEX
+    return cache / INDEX
+
+
+def ensure_index(cache: Path, store: ox.Store, base: str, version: str) -> Path:
+    """The search index in ``cache``, built from the store when missing or built for another edition."""
+    if index_version(cache / INDEX) == version:
+        return cache / INDEX
+    return build_index(cache, store, base, version)
 
 
 def _number(iri: str) -> tuple[int, str]:

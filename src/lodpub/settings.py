@@ -34,6 +34,11 @@ class Settings:
     # ISO 8601 dates; SOURCE_DATE_EPOCH, when set, overrides ``modified``.
     issued: str = "2026-11-27"
     modified: str = "2026-11-27"
+    # How many editions the output directory keeps, the current one included (0: every one; they are small).
+    keep_editions: int = 0
+    # Where the server's caches of each edition live (query store, search index); "" is ``<dist>.cache``
+    # beside the published tree.
+    cache_dir: str = ""
     # Serving (used by ``lodpub serve``)
     host: str = "127.0.0.1"
     port: int = 8000
@@ -47,6 +52,9 @@ class Settings:
     # each; at most workers - 1 (one always reads the disk store).
     memory_workers: int = 1
     page_size: int = 50  # links listed per page on a resource's HTML page
+    # Switch to a new edition as soon as the published tree points to it (false: only on SIGHUP, e.g. to
+    # roll an edition across several servers at a moment of the operator's choosing).
+    follow_pointer: bool = True
 
     @property
     def base(self) -> str:
@@ -68,6 +76,12 @@ class Settings:
 
 def _coerce(name: str, raw: Any, default: Any) -> Any:
     kind = type(default)
+    if kind is bool:
+        if isinstance(raw, bool):
+            return raw
+        if str(raw).strip().lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+            return str(raw).strip().lower() in ("1", "true", "yes", "on")
+        raise SettingsError(f"setting {name!r} must be true or false, not {raw!r}")
     try:
         return kind(raw)
     except (TypeError, ValueError):

@@ -32,7 +32,8 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 FORMATS_NS = "http://www.w3.org/ns/formats/"
 RESULT_FORMATS = ("SPARQL_Results_JSON", "SPARQL_Results_XML", "SPARQL_Results_CSV", "SPARQL_Results_TSV",
                   "Turtle", "N-Triples", "JSON-LD", "RDF_XML")
-EXPOSED = b"X-SPARQL-MaxRows, Warning, Content-Location, ETag"
+# The response headers a script on another origin may read (CORS); the framework's routes expose the same.
+EXPOSED = b"X-SPARQL-MaxRows, Warning, Content-Location, ETag, Lodpub-Edition"
 log = logging.getLogger("lodpub")
 
 
@@ -149,13 +150,11 @@ class Disconnected:
 class Endpoint:
     """Answers SPARQL queries sent to /sparql; hands every other request to ``framework``."""
 
-    def __init__(self, settings: Settings, queries: engine.Engine, cache: AnswerCache, framework: ASGIApp,
-                 wants_editor: Callable[[str | None, str | None], bool],
+    def __init__(self, settings: Settings, framework: ASGIApp, wants_editor: Callable[[str | None, str | None], bool],
                  record: Callable[[Scope, int, int, float], None]):
+        """Each request's edition (its engine and cached answers) is in its scope as ``lodpub.edition``."""
         self.settings = settings
         self.record = record  # the access log, which the framework's requests reach through ``framework``
-        self.engine = queries
-        self.cache = cache
         self.framework = framework
         self.wants_editor = wants_editor
         self.allowed = {settings.dataset_iri}
@@ -169,6 +168,8 @@ class Endpoint:
         if scope["type"] != "http" or scope["path"] != "/sparql" or method not in ("GET", "HEAD", "POST"):
             return await self.framework(scope, receive, send)
         start = time.perf_counter()
+        edition = scope["lodpub.edition"]
+        cache = edition.answers
         headers = {name: value for name, value in scope["headers"]
                    if name in (b"accept", b"content-type", b"content-length", b"accept-encoding")}
         accept = headers.get(b"accept", b"").decode("latin-1")
@@ -179,7 +180,7 @@ class Endpoint:
                 key: RequestKey = (scope["query_string"], headers.get(b"content-type"), body, accept, encodings)
             else:
                 body, key = b"", (scope["query_string"], accept, encodings)
-            cached = self.cache.get(key)
+            cached = cache.get(key)
             if cached is not None:
                 await cached.send(send)
                 return self.record(scope, 200, len(cached.body) if method != "HEAD" else 0, start)
@@ -193,9 +194,9 @@ class Endpoint:
                     _add_body(params, body, headers.get(b"content-type", b"").decode("latin-1"))
                 prepared = self.prepare(params, accept, negotiation.accepts_gzip(encodings.decode("latin-1")))
                 self._remember(key, prepared)
-            reply = await self.answer(prepared, Disconnected(receive))
+            reply = await self.answer(edition.engine, prepared, Disconnected(receive))
             if reply.status == 200:
-                self.cache.put(key, reply)
+                cache.put(key, reply)
         except ProtocolError as exc:
             reply = plain(exc.status, str(exc), exc.headers)
         except Exception:
@@ -231,11 +232,11 @@ class Endpoint:
         if len(self.prepared) > PREPARED_ENTRIES:
             self.prepared.popitem(last=False)
 
-    async def answer(self, prepared: Prepared, gone: Disconnected) -> Reply:
+    async def answer(self, queries: engine.Engine, prepared: Prepared, gone: Disconnected) -> Reply:
         """Evaluate a prepared query in a worker, and turn what comes back into a reply."""
         settings = self.settings
         try:
-            outcome = await self.engine.answer(prepared.job, gone)
+            outcome = await queries.answer(prepared.job, gone)
         except engine.ClientGone:
             return plain(499, "the client closed the connection; the query was stopped")  # nobody reads this
         except engine.QueryTimeout:

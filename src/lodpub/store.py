@@ -1,8 +1,11 @@
-"""The query store: the dataset in an on-disk pyoxigraph store, built once, opened read-only by every reader.
+"""The server's caches of an edition: the query store and the search index, kept outside the published tree.
 
-It lives in ``dist/store/`` and is a cache of ``measures.nt`` (not a distribution;
-it is not committed): ``SOURCE`` inside it records the SHA-256 of the N-Triples it
-was loaded from, so a server can tell when it must be rebuilt.
+Both are built from the edition's ``measures.nt`` and are never published: the query store (pyoxigraph on
+RocksDB, opened read-only by every reader) and the search index (SQLite FTS5, ``search.py``). They live in
+``<cache>/<edition>/`` (by default ``dist.cache/`` beside ``dist/``, setting ``cache_dir``); an edition's
+name is the hash of its content, so a cache built for a name is right for that name anywhere. ``lodpub
+build`` writes them before it points to a new edition (so a running server switches at once); ``lodpub
+serve`` builds whatever is missing.
 """
 
 from __future__ import annotations
@@ -15,19 +18,26 @@ from pathlib import Path
 
 import pyoxigraph as ox
 
-from .publish import sha256_file
+from .published import is_edition_name
 
 STORE_DIR = "store"
-CACHES = ("store", "search.sqlite")  # derived from measures.nt by build and serve; never committed
 DUMP_NT = "measures.nt"
-MARKER = "SOURCE"
+MARKER = "COMPLETE"  # written into a store once it is whole
 
 
-def build_store(dist: Path, version: str) -> Path:
-    """Load ``dist/measures.nt`` (whose SHA-256 is ``version``) into ``dist/store``, replacing it atomically."""
-    dump = dist / DUMP_NT
-    target = dist / STORE_DIR
-    tmp = Path(tempfile.mkdtemp(dir=dist, prefix=".store-new-"))
+def cache_root(dist: Path, configured: str = "") -> Path:
+    """Where the caches of the editions in ``dist`` live: ``configured``, else ``<dist>.cache`` beside it."""
+    if configured:
+        return Path(configured)
+    dist = dist.resolve()
+    return dist.with_name(dist.name + ".cache")
+
+
+def build_store(dump: Path, cache: Path) -> Path:
+    """Load ``dump`` into ``cache/store``, replacing it atomically."""
+    cache.mkdir(parents=True, exist_ok=True)
+    target = cache / STORE_DIR
+    tmp = Path(tempfile.mkdtemp(dir=cache, prefix=".store-new-"))
     try:
         store = ox.Store(str(tmp))
         store.bulk_load(path=str(dump), format=ox.RdfFormat.N_TRIPLES)
@@ -35,7 +45,7 @@ def build_store(dist: Path, version: str) -> Path:
         store.optimize()
         del store
         gc.collect()  # RocksDB closes when the last handle goes; rename only after that
-        (tmp / MARKER).write_text(version + "\n")
+        (tmp / MARKER).write_text(dump.name + "\n")
         if target.exists():
             shutil.rmtree(target)
         os.rename(tmp, target)
@@ -45,25 +55,24 @@ def build_store(dist: Path, version: str) -> Path:
     return target
 
 
-def ensure_store(dist: Path, version: str) -> Path:
-    """The store for ``dist``, built first if it is missing or was loaded from another dump."""
-    marker = dist / STORE_DIR / MARKER
-    current = marker.exists() and marker.read_text().strip() == version
-    return dist / STORE_DIR if current else build_store(dist, version)
+def ensure_caches(edition: Path, cache: Path, base: str, name: str) -> ox.Store:
+    """The query store and search index of the edition ``name`` (whose files are in ``edition``) in
+    ``cache``, built first where missing; returns the store opened read-only."""
+    if not (cache / STORE_DIR / MARKER).exists():
+        build_store(edition / DUMP_NT, cache)
+    store = open_read_only(cache)
+    from .search import ensure_index
+    ensure_index(cache, store, base, name)
+    return store
 
 
-def open_read_only(dist: Path) -> ox.Store:
-    return ox.Store.read_only(str(dist / STORE_DIR))
+def open_read_only(cache: Path) -> ox.Store:
+    return ox.Store.read_only(str(cache / STORE_DIR))
 
 
-def dump_version(dist: Path) -> str:
-    """The SHA-256 of ``measures.nt``: what the caches built from it are keyed on."""
-    return sha256_file(dist / DUMP_NT)
-
-
-def ensure_search_index(dist: Path, store: ox.Store, base: str, version: str) -> Path:
-    """The search index for ``dist``, (re)built from the store when missing or built from another dump."""
-    from .search import INDEX, build_index, index_version
-    if index_version(dist / INDEX) == version:
-        return dist / INDEX
-    return build_index(dist, store, base, version)
+def prune_caches(root: Path, keep: set[str]) -> None:
+    """Remove the caches of every edition but ``keep``."""
+    if root.is_dir():
+        for path in root.iterdir():
+            if is_edition_name(path.name) and path.name not in keep:
+                shutil.rmtree(path, ignore_errors=True)

@@ -23,7 +23,7 @@ from .mapping import national
 from .vocab import ORG, RDF, SKOS, lodpub
 
 if TYPE_CHECKING:
-    from .server import Site
+    from .edition import Edition
 
 LANGUAGES = ("ja", "en")
 # How a link reads from the other end: "a unit of this" is a sub-unit, and so on.
@@ -58,12 +58,12 @@ def switch_url(request: Request, lang: str) -> str:
     return f"{request.url.path}?{urlencode(params)}"
 
 
-def render(site: Site, request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
+def render(edition: Edition, request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
     lang = language(request)
-    settings = site.settings
+    settings = edition.settings
     context.setdefault("alternates", [])
     context.setdefault("schema", None)
-    html = site.templates.get_template(template).render(
+    html = edition.templates.get_template(template).render(
         lang=lang, site_title=settings.title_ja if lang == "ja" else settings.title_en,
         license=settings.license, switch={code: switch_url(request, code) for code in LANGUAGES},
         query=request.query_params.get("q", ""), **context)
@@ -82,42 +82,43 @@ def schema_script(data: dict[str, Any] | None) -> Markup | None:
 
 # ------------------------------------------------------------------ landing and dataset
 
-def landing(site: Site, request: Request) -> HTMLResponse:
+def landing(edition: Edition, request: Request) -> HTMLResponse:
     lang = language(request)
-    settings = site.settings
+    settings = edition.settings
     names = {"Strategy": ("戦略", "strategies"), "Measure": ("施策", "measures"), "Bureau": ("局", "bureaus"),
              "Division": ("部", "divisions"), "Section": ("課", "sections"),
              "ContactPoint": ("連絡先", "contact points")}
-    rows = [(names[k][0 if lang == "ja" else 1], site.class_counts.get(k, 0)) for k in names]
-    rows.append(("トリプル" if lang == "ja" else "triples", site.triples))
+    rows = [(names[k][0 if lang == "ja" else 1], edition.class_counts.get(k, 0)) for k in names]
+    rows.append(("トリプル" if lang == "ja" else "triples", edition.triples))
     files = [{"name": f.name, "href": f"/data/{f.name}", "size": f.size, "sha256": f.sha256,
-              "media_type": f.media_type.split(";")[0]} for f in site.files.values()]
-    examples = [{"title": e.title(lang), "href": "/sparql?" + urlencode({"query": e.text(site.base)})}
+              "media_type": f.media_type.split(";")[0]} for f in edition.files.values()]
+    examples = [{"title": e.title(lang), "href": "/sparql?" + urlencode({"query": e.text(edition.base)})}
                 for e in EXAMPLES]
     title = settings.title_ja if lang == "ja" else settings.title_en
     description = settings.description_ja if lang == "ja" else settings.description_en
     schema = {"@type": "Dataset", "@id": settings.dataset_iri, "name": title, "description": description,
               "url": settings.dataset_iri, "license": settings.license, "inLanguage": "ja",
-              "isAccessibleForFree": True, "dateModified": site.modified,
+              "isAccessibleForFree": True, "dateModified": edition.modified,
               "publisher": {"@type": "GovernmentOrganization", "name": settings.publisher_ja},
               "distribution": [{"@type": "DataDownload", "name": f["name"], "encodingFormat": f["media_type"],
-                                "contentUrl": f"{site.base}data/{f['name']}", "contentSize": f"{f['size']} B"}
+                                "contentUrl": f"{edition.base}data/{f['name']}", "contentSize": f"{f['size']} B"}
                                for f in files]}
-    return render(site, request, "landing.html", title=title,
+    return render(edition, request, "landing.html", title=title,
                   subtitle=settings.title_en if lang == "ja" else None, description=description,
-                  counts=rows, downloads=files, examples=examples, modified=site.modified,
+                  counts=rows, downloads=files, examples=examples, modified=edition.modified,
+                  edition_name=edition.name, issued=edition.ref.issued,
                   schema=schema_script(schema),
                   alternates=[pages.Alternate("Turtle", "text/turtle", "/data/void.ttl")])
 
 
 # ------------------------------------------------------------------ search
 
-def search(site: Site, request: Request) -> Response:
+def search(edition: Edition, request: Request) -> Response:
     query = request.query_params.get("q", "").strip()[:200]
     asked = request.query_params.get("page", "1")
     page = max(1, int(asked)) if asked.isdigit() else 1
-    size = site.settings.page_size
-    hits, total = site.search.find(query, size, (page - 1) * size) if query else ([], 0)
+    size = edition.settings.page_size
+    hits, total = edition.search.find(query, size, (page - 1) * size) if query else ([], 0)
     try:
         fmt = negotiation.choose((negotiation.HTML, negotiation.Format("json", "application/json")),
                                  request.headers.get("accept"), request.query_params.get("format"))
@@ -127,49 +128,49 @@ def search(site: Site, request: Request) -> Response:
         return JSONResponse({"query": query, "total": total, "page": page, "results": [
             {"iri": h.iri, "name": h.name, "summary": h.summary, "matched": "name" if h.in_name else "summary"}
             for h in hits]}, headers={"Vary": "Accept"})
-    results = [{"href": site.local(h.iri), "name": h.highlighted(query, h.name),
+    results = [{"href": edition.local(h.iri), "name": h.highlighted(query, h.name),
                 "summary": h.highlighted(query, h.summary)} for h in hits]
-    return render(site, request, "search.html", title="検索" if language(request) == "ja" else "Search",
+    return render(edition, request, "search.html", title="検索" if language(request) == "ja" else "Search",
                   results=results, total=total, page=page, pages=max(1, math.ceil(total / size)),
                   page_query=quote(query))
 
 
 # ------------------------------------------------------------------ browse
 
-def browse(site: Site, request: Request, kind: str) -> HTMLResponse:
+def browse(edition: Edition, request: Request, kind: str) -> HTMLResponse:
     """The strategies, or the bureaus, with how many measures each has."""
     lang = language(request)
-    if kind not in site.browse_lists:  # the dataset cannot change while it is served: worked out once
-        site.browse_lists[kind] = browse_list(site, kind)
-    items = [dict(item, label=pages.pick(item["labels"], lang)) for item in site.browse_lists[kind]]
+    if kind not in edition.browse_lists:  # the dataset cannot change while it is served: worked out once
+        edition.browse_lists[kind] = browse_list(edition, kind)
+    items = [dict(item, label=pages.pick(item["labels"], lang)) for item in edition.browse_lists[kind]]
     title = {"strategies": ("戦略", "Strategies"), "bureaus": ("局", "Bureaus")}[kind][lang != "ja"]
-    return render(site, request, "browse.html", title=title, items=items)
+    return render(edition, request, "browse.html", title=title, items=items)
 
 
-def browse_list(site: Site, kind: str) -> list[dict[str, Any]]:
-    lp = lodpub(site.base)
+def browse_list(edition: Edition, kind: str) -> list[dict[str, Any]]:
+    lp = lodpub(edition.base)
     cls, link = (lp.Strategy, lp.strategy) if kind == "strategies" else (lp.Bureau, lp.bureau)
     # One GROUP BY in pyoxigraph: counting 100,000 links in Python took 0.5 s. The predicate is ours, not
     # the visitor's, so it may stand in the query text.
-    counted = site.store.query(f"SELECT ?item (COUNT(*) AS ?n) WHERE {{ ?measure <{link.value}> ?item }} "
+    counted = edition.store.query(f"SELECT ?item (COUNT(*) AS ?n) WHERE {{ ?measure <{link.value}> ?item }} "
                                "GROUP BY ?item")
     assert isinstance(counted, ox.QuerySolutions)
     counts = {row["item"].value: int(row["n"].value) for row in counted}
-    nodes = sorted((q.subject.value for q in site.store.quads_for_pattern(None, RDF.type, cls)),
+    nodes = sorted((q.subject.value for q in edition.store.quads_for_pattern(None, RDF.type, cls)),
                    key=lambda iri: (len(iri), iri))
-    labels = site.ld.labels(nodes)
-    return [{"href": site.local(iri), "labels": labels.get(iri, {}), "count": counts.get(iri, 0),
+    labels = edition.ld.labels(nodes)
+    return [{"href": edition.local(iri), "labels": labels.get(iri, {}), "count": counts.get(iri, 0),
              "notation": next((q.object.value for q in
-                               site.store.quads_for_pattern(ox.NamedNode(iri), SKOS.notation, None)), "")}
+                               edition.store.quads_for_pattern(ox.NamedNode(iri), SKOS.notation, None)), "")}
             for iri in nodes]
 
 
 # ------------------------------------------------------------------ resources
 
-def resource_page(site: Site, request: Request, description, page: int, path: str) -> HTMLResponse:
+def resource_page(edition: Edition, request: Request, description, page: int, path: str) -> HTMLResponse:
     lang = language(request)
-    lp = lodpub(site.base)
-    renderer = pages.Renderer(site.term_labels, lang, site.local)
+    lp = lodpub(edition.base)
+    renderer = pages.Renderer(edition.term_labels, lang, edition.local)
     iri = description.iri
     own = [t for t in description.outgoing if t.subject.value == iri]
     parts: dict[str, list[ox.Triple]] = {}
@@ -177,11 +178,11 @@ def resource_page(site: Site, request: Request, description, page: int, path: st
         if t.subject.value != iri:
             parts.setdefault(t.subject.value, []).append(t)
     types = {t.object.value for t in own if t.predicate == RDF.type}
-    chain = unit_chain(site, iri, own)
+    chain = unit_chain(edition, iri, own)
     iris = [t.object.value for t in description.all_triples() if isinstance(t.object, ox.NamedNode)]
     iris += [t.subject.value for t in description.incoming] + [iri] + [u for u, _ in chain]
-    labels = site.ld.labels(iris)
-    phones = {c: tel for c in set(iris) for tel in telephone_of(site, c, lp)}
+    labels = edition.ld.labels(iris)
+    phones = {c: tel for c in set(iris) for tel in telephone_of(edition, c, lp)}
     renderer.telephones = phones
     title = pages.pick(labels.get(iri), lang) or iri.rsplit("/", 1)[-1]
     alternates = [pages.Alternate(name, f.media_type, f"{path}.{f.name}")
@@ -192,15 +193,15 @@ def resource_page(site: Site, request: Request, description, page: int, path: st
         if key in INVERSE_LABELS:
             row["label"] = INVERSE_LABELS[key][lang]
     return render(
-        site, request, "resource.html", title=title,
+        edition, request, "resource.html", title=title,
         subtitle=labels.get(iri, {}).get("en") if lang == "ja" else None, iri=iri, alternates=alternates,
-        chain=[{"href": site.local(u) or u, "label": pages.pick(labels.get(u), lang)} for u, _ in chain],
+        chain=[{"href": edition.local(u) or u, "label": pages.pick(labels.get(u), lang)} for u, _ in chain],
         properties=renderer.rows(own, labels),
         parts=[{"anchor": p.rsplit("#", 1)[-1], "title": part_title(renderer, p, t),
                 "properties": renderer.rows(t, labels)} for p, t in parts.items()],
         incoming=incoming, incoming_total=description.incoming_total, page=page,
-        pages=max(1, math.ceil(description.incoming_total / site.settings.page_size)),
-        schema=schema_script(schema_of(site, iri, types, own, labels, chain, phones, lang)))
+        pages=max(1, math.ceil(description.incoming_total / edition.settings.page_size)),
+        schema=schema_script(schema_of(edition, iri, types, own, labels, chain, phones, lang)))
 
 
 def part_title(renderer: pages.Renderer, iri: str, triples: list[ox.Triple]) -> str:
@@ -210,9 +211,9 @@ def part_title(renderer: pages.Renderer, iri: str, triples: list[ox.Triple]) -> 
     return f"{renderer.term(kind)} ({fragment})" if kind else fragment
 
 
-def unit_chain(site: Site, iri: str, own: list[ox.Triple]) -> list[tuple[str, int]]:
+def unit_chain(edition: Edition, iri: str, own: list[ox.Triple]) -> list[tuple[str, int]]:
     """From the government down to this unit (or to a measure's responsible unit): (IRI, depth)."""
-    lp = lodpub(site.base)
+    lp = lodpub(edition.base)
     start = next((t.object.value for t in own if t.predicate == lp.responsibleUnit), None)
     if start is None and any(t.predicate == ORG.unitOf for t in own):
         start = iri
@@ -220,21 +221,21 @@ def unit_chain(site: Site, iri: str, own: list[ox.Triple]) -> list[tuple[str, in
     node = start
     while node and node not in chain and len(chain) < 12:
         chain.append(node)
-        node = next((q.object.value for q in site.store.quads_for_pattern(ox.NamedNode(node), ORG.unitOf, None)),
+        node = next((q.object.value for q in edition.store.quads_for_pattern(ox.NamedNode(node), ORG.unitOf, None)),
                     None)
     return [(u, depth) for depth, u in enumerate(reversed(chain))]
 
 
-def telephone_of(site: Site, iri: str, lp) -> list[str]:
-    if not iri.startswith(f"{site.base}id/contact/"):
+def telephone_of(edition: Edition, iri: str, lp) -> list[str]:
+    if not iri.startswith(f"{edition.base}id/contact/"):
         return []
-    return [q.object.value for q in site.store.quads_for_pattern(ox.NamedNode(iri), lp.telephone, None)]
+    return [q.object.value for q in edition.store.quads_for_pattern(ox.NamedNode(iri), lp.telephone, None)]
 
 
-def schema_of(site: Site, iri: str, types: set[str], own: list[ox.Triple], labels, chain, phones,
+def schema_of(edition: Edition, iri: str, types: set[str], own: list[ox.Triple], labels, chain, phones,
               lang: str) -> dict[str, Any] | None:
     """The resource in schema.org terms, for search engines."""
-    lp = lodpub(site.base)
+    lp = lodpub(edition.base)
     name = pages.pick(labels.get(iri), lang)
 
     def organisation(index: int) -> dict[str, Any] | None:
@@ -272,18 +273,18 @@ def schema_of(site: Site, iri: str, types: set[str], own: list[ox.Triple], label
     return {"@type": "Thing", "@id": iri, "name": name} if name else None
 
 
-def vocabulary_page(site: Site, request: Request, stem: str) -> HTMLResponse:
+def vocabulary_page(edition: Edition, request: Request, stem: str) -> HTMLResponse:
     lang = language(request)
-    renderer = pages.Renderer(site.term_labels, lang, site.local)
-    namespace = f"{site.base}def/{stem}"
+    renderer = pages.Renderer(edition.term_labels, lang, edition.local)
+    namespace = f"{edition.base}def/{stem}"
     by_subject: dict[str, list[ox.Triple]] = {}
-    for t in site.vocabulary:
+    for t in edition.vocabulary:
         if isinstance(t.subject, ox.NamedNode) and t.subject.value.startswith(namespace):
             by_subject.setdefault(t.subject.value, []).append(t)
-    labels = {iri: site.term_labels.get(iri, {}) for iri in by_subject}
+    labels = {iri: edition.term_labels.get(iri, {}) for iri in by_subject}
     header = by_subject.pop(namespace, [])
     return render(
-        site, request, "resource.html", title=pages.pick(labels.get(namespace), lang) or stem, iri=namespace,
+        edition, request, "resource.html", title=pages.pick(labels.get(namespace), lang) or stem, iri=namespace,
         alternates=[pages.Alternate("Turtle", "text/turtle", f"/def/{stem}.ttl")], chain=[],
         properties=renderer.rows(header, labels),
         parts=[{"anchor": iri.rsplit("#", 1)[-1],
@@ -294,14 +295,14 @@ def vocabulary_page(site: Site, request: Request, stem: str) -> HTMLResponse:
 
 # ------------------------------------------------------------------ the query editor
 
-def query_editor(site: Site, request: Request) -> HTMLResponse:
+def query_editor(edition: Edition, request: Request) -> HTMLResponse:
     lang = language(request)
-    settings = site.settings
-    initial = request.query_params.get("query") or EXAMPLES[0].text(site.base)
-    examples = [{"title": e.title(lang), "query": e.text(site.base)} for e in EXAMPLES]
-    return render(site, request, "sparql.html", title="SPARQL", initial=initial, examples=examples,
+    settings = edition.settings
+    initial = request.query_params.get("query") or EXAMPLES[0].text(edition.base)
+    examples = [{"title": e.title(lang), "query": e.text(edition.base)} for e in EXAMPLES]
+    return render(edition, request, "sparql.html", title="SPARQL", initial=initial, examples=examples,
                   examples_json=Markup(json.dumps(examples, ensure_ascii=False).replace("</", "<\\/")),
-                  prologue=prologue(site.base), timeout=settings.query_timeout, max_rows=settings.max_rows,
+                  prologue=prologue(edition.base), timeout=settings.query_timeout, max_rows=settings.max_rows,
                   formats=[f.name for f in (*negotiation.SOLUTIONS, *negotiation.GRAPH)])
 
 

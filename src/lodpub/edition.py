@@ -1,0 +1,227 @@
+"""One edition as the server reads it, and the switch from one edition to the next while serving.
+
+Every read a request makes — SPARQL, pages, downloads, search — goes through the ``Edition`` that was current
+when it arrived (``Editions.enter``), so an answer never mixes two editions. Publishing a new edition moves
+the pointer in the published tree (``published.py``); the server notices (the pointer is watched, and SIGHUP
+asks it to look), opens the new edition beside the old one, starts its workers, and then replaces the
+current object. Requests already under way finish on the old edition; its workers stop once its last query
+has been answered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyoxigraph as ox
+
+from . import downloads, metadata, pages, published, sparql_endpoint
+from .engine import Engine
+from .linked_data import LinkedData, read_withdrawn
+from .search import Search
+from .settings import Settings
+from .store import cache_root, ensure_caches
+from .vocab import DCAT, DCTERMS, RDFS, SPDX, VOID
+
+log = logging.getLogger("lodpub")
+FILE_INDEXES_KEPT = 16  # earlier editions whose file lists are kept, for /data/<edition>/FILE
+
+
+def read_void(edition: Path) -> list[ox.Triple]:
+    return [q.triple for q in ox.parse(path=str(edition / "void.ttl"), format=ox.RdfFormat.TURTLE)]
+
+
+def described_files(void: list[ox.Triple], base: str, edition: str) -> dict[str, tuple[int, str]]:
+    """File name → (size, SHA-256) as the edition's description states them."""
+    prefix = f"{base}data/{edition}/"
+    sizes = {t.subject.value[len(prefix):]: int(t.object.value) for t in void
+             if t.predicate == DCAT.byteSize and t.subject.value.startswith(prefix)}
+    sums = {t.subject.value[len(prefix):].removesuffix("#sha256"): t.object.value for t in void
+            if t.predicate == SPDX.checksumValue and t.subject.value.startswith(prefix)}
+    return {name: (size, sums[name]) for name, size in sizes.items() if name in sums}
+
+
+@dataclass(frozen=True)
+class Files:
+    """The files of one edition, as downloads serve them."""
+
+    edition: str
+    files: dict[str, downloads.DistFile]
+    last_modified: str  # an HTTP date: when the edition was issued
+
+    @classmethod
+    def read(cls, dist: Path, name: str, settings: Settings, void: list[ox.Triple] | None = None) -> Files:
+        void = read_void(dist / name) if void is None else void
+        ref = metadata.read_edition(void, settings)
+        index = downloads.index(dist / name, described_files(void, settings.base, name))
+        return cls(name, index, downloads.http_date(ref.issued))
+
+
+class Edition:
+    """Everything the server reads of one edition: its files and description, its query store, search
+    index and workers, and the answers cached for it."""
+
+    def __init__(self, dist: Path, name: str, settings: Settings, templates):
+        self.name = name
+        self.path = dist / name
+        self.settings = settings
+        self.base = base = settings.base
+        self.templates = templates
+        self.void = read_void(self.path)
+        self.ref = metadata.read_edition(self.void, settings)
+        self.downloads = Files.read(dist, name, settings, self.void)
+        self.files = self.downloads.files
+        self.last_modified = self.downloads.last_modified
+        dataset = ox.NamedNode(settings.dataset_iri)
+        about = {t.predicate.value: t.object.value for t in self.void if t.subject == dataset}
+        self.triples = int(about[VOID.triples.value])
+        self.modified = about[DCTERMS.modified.value]
+        self.class_counts = {t.subject.value.rsplit("-", 1)[-1]: int(t.object.value)
+                             for t in self.void if t.predicate == VOID.entities}
+        cache = cache_root(dist, settings.cache_dir) / name
+        self.store = ensure_caches(self.path, cache, base, name)
+        self.ld = LinkedData(self.store, base, read_withdrawn(self.path / "register.tsv", base))
+        self.search = Search(cache / "search.sqlite")
+        self.vocabulary = [q.triple for file in ("ontology.ttl", "shapes.ttl")
+                           for q in ox.parse(path=str(self.path / file), format=ox.RdfFormat.TURTLE)]
+        self.term_labels: dict[str, dict[str, str]] = {}
+        for t in self.vocabulary:
+            if t.predicate == RDFS.label and isinstance(t.subject, ox.NamedNode):
+                self.term_labels.setdefault(t.subject.value, {})[t.object.language or ""] = t.object.value
+        self.browse_lists: dict[str, list[dict[str, Any]]] = {}  # filled on first view (web.browse)
+        self.engine = Engine(cache / "store", self.path / "measures.nt", settings.workers,
+                             settings.memory_workers, settings.query_timeout, local=self.store)
+        self.answers = sparql_endpoint.AnswerCache(settings.result_cache_mb * 1024 * 1024)
+        self.active = 0  # requests reading this edition now
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def local(self, iri: str) -> str | None:
+        return "/" + iri[len(self.base):] if iri.startswith(self.base) else None
+
+    def enter(self) -> None:
+        self.active += 1
+        self._idle.clear()
+
+    def leave(self) -> None:
+        self.active -= 1
+        if self.active == 0:
+            self._idle.set()
+
+    async def start(self) -> None:
+        await self.engine.start()
+
+    async def retire(self) -> None:
+        """Stop this edition's workers once no request reads it any more."""
+        await self._idle.wait()
+        await self.engine.stop()
+
+
+class Editions:
+    """The edition being served, and the switch to each new one the published tree points to."""
+
+    def __init__(self, dist: Path, settings: Settings):
+        self.dist = dist.resolve()
+        self.settings = settings
+        self.templates = pages.environment()
+        name = published.current(self.dist)
+        if name is None:
+            raise published.TreeError(f"{dist} has no current edition; run 'lodpub build' first")
+        self.current = Edition(self.dist, name, settings, self.templates)
+        self.switches = 0
+        self._files: OrderedDict[str, Files] = OrderedDict()
+        self._lock = asyncio.Lock()
+        self._tasks: set[asyncio.Task] = set()
+        self._retiring: set[Edition] = set()
+
+    # ------------------------------------------------------------ reading
+
+    def files_of(self, name: str) -> Files | None:
+        """The files of edition ``name``, the current one or any other still in the tree; None if gone."""
+        if name == self.current.name:
+            return self.current.downloads
+        found = self._files.get(name)
+        if found is None:
+            if not published.is_edition_name(name) or not (self.dist / name).is_dir():
+                return None
+            try:
+                found = Files.read(self.dist, name, self.settings)
+            except (OSError, SyntaxError, ValueError, KeyError):
+                return None  # removed while it was read
+            self._files[name] = found
+            if len(self._files) > FILE_INDEXES_KEPT:
+                self._files.popitem(last=False)
+        if not (self.dist / name).is_dir():  # removed by a later build's retention
+            self._files.pop(name, None)
+            return None
+        return found
+
+    def ever_published(self, name: str) -> bool:
+        current = self.current.ref
+        return name == current.name or any(e.name == name for e in current.history)
+
+    # ------------------------------------------------------------ switching
+
+    async def start(self) -> None:
+        await self.current.start()
+        loop = asyncio.get_running_loop()
+        with contextlib.suppress(NotImplementedError, RuntimeError):  # not on every platform
+            loop.add_signal_handler(signal.SIGHUP, lambda: self._track(self.refresh("SIGHUP")))
+        if self.settings.follow_pointer:
+            self._track(self._watch())
+
+    async def stop(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        for edition in (self.current, *self._retiring):
+            await edition.engine.stop()
+
+    async def refresh(self, reason: str = "the pointer moved") -> bool:
+        """Switch to the edition the pointer names, if it is another; True if the server switched."""
+        async with self._lock:
+            try:
+                name = published.current(self.dist)
+            except published.TreeError as exc:
+                log.error("not switching editions: %s", exc)
+                return False
+            if name is None or name == self.current.name:
+                return False
+            try:
+                new = await asyncio.to_thread(Edition, self.dist, name, self.settings, self.templates)
+                await new.start()
+            except Exception as exc:  # a broken edition must not take the served one down with it
+                log.error("cannot serve edition %s (%s: %s); still serving %s", name, type(exc).__name__, exc,
+                          self.current.name)
+                return False
+            old, self.current = self.current, new
+            self.switches += 1
+            log.info('{"event": "edition", "edition": "%s", "previous": "%s", "reason": "%s"}', name, old.name,
+                     reason)
+            self._retiring.add(old)
+            self._track(self._retire(old))
+            return True
+
+    async def _retire(self, old: Edition) -> None:
+        try:
+            await old.retire()
+        finally:
+            self._retiring.discard(old)
+
+    async def _watch(self) -> None:
+        import watchfiles
+        logging.getLogger("watchfiles").setLevel(logging.WARNING)  # it says "1 change detected" each time
+        # The pointer is replaced by a rename in the tree's top directory: watching that one is enough.
+        async for _ in watchfiles.awatch(self.dist, recursive=False, debounce=200, step=50,
+                                         watch_filter=lambda change, path: Path(path).name == published.POINTER):
+            await self.refresh()
+
+    def _track(self, coroutine) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)

@@ -1,0 +1,146 @@
+"""The published tree: immutable editions, a pointer to the current one, and retention.
+
+::
+
+    dist/
+      3f2a9c0d1e4b/                 an edition: every file of one build; never changed once written
+      a1b2c3d4e5f6/
+      current -> 3f2a9c0d1e4b       the pointer, replaced in one rename
+      measures.nt -> current/measures.nt    a link per file name, so that dist/ is what /data/ serves
+
+An edition is named by the hash of its content (``edition_name``): the same tables built after the same
+edition give the same name, anywhere. It is written beside the tree, renamed into it whole, and only then
+pointed to; a build that fails or is killed at any moment leaves the pointer and every edition as they were
+(what a killed build leaves beside the tree is hidden, and removed by the next build). Nothing else lives in
+the tree: the server's caches are kept elsewhere, so the tree is byte-for-byte reproducible and any static web
+server can serve it as it is.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+
+POINTER = "current"
+NAME = re.compile(r"^[0-9a-f]{12}$")
+
+
+class TreeError(Exception):
+    """The output directory cannot take an edition (an older layout, or another build writing it)."""
+
+
+def is_edition_name(name: str) -> bool:
+    return bool(NAME.match(name))
+
+
+def edition_name(previous: str | None, content: Mapping[str, str], description: str) -> str:
+    """The name of an edition: 12 hex digits of the SHA-256 of its predecessor's name, its files' names and
+    SHA-256s (``content``, in ``sha256sum`` form) and its description with both names left out."""
+    digest = hashlib.sha256(f"lodpub edition\nprevious {previous or '-'}\n".encode())
+    for name in sorted(content):
+        digest.update(f"{content[name]}  {name}\n".encode())
+    digest.update(hashlib.sha256(description.encode("utf-8")).hexdigest().encode())
+    return digest.hexdigest()[:12]
+
+
+def current(out: Path) -> str | None:
+    """The name of the current edition, or None when nothing has been published in ``out``."""
+    try:
+        target = os.readlink(out / POINTER)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as exc:
+        raise TreeError(f"{out / POINTER} is not a link to an edition ({exc.strerror})") from None
+    if not is_edition_name(target) or not (out / target).is_dir():
+        raise TreeError(f"{out / POINTER} points to {target!r}, which is not an edition in {out}")
+    return target
+
+
+def editions(out: Path) -> list[str]:
+    """The editions present in ``out`` (in no particular order)."""
+    if not out.is_dir():
+        return []
+    return [p.name for p in out.iterdir() if is_edition_name(p.name) and p.is_dir() and not p.is_symlink()]
+
+
+def check_layout(out: Path) -> None:
+    """Refuse an output directory that holds something other than editions and their links."""
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise TreeError(f"{out} is not a directory")
+    if current(out) is None and any(p for p in out.iterdir() if not p.name.startswith(".")):
+        raise TreeError(f"{out} holds files but no {POINTER} edition (a layout older than editions, or "
+                        f"not lodpub's): move it away or empty it, then build again")
+
+
+@contextmanager
+def writing(out: Path) -> Iterator[None]:
+    """Hold the lock for writing ``out``: one build at a time, and what a killed build left is cleared."""
+    out = out.resolve()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    lock = out.parent / f".{out.name}.lock"
+    with lock.open("a") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise TreeError(f"another build is writing {out} (it holds {lock}); wait for it to finish") from None
+        for left in out.parent.glob(f".{out.name}-new-*"):  # from a build that was killed: never pointed to
+            shutil.rmtree(left, ignore_errors=True)
+        yield
+
+
+@contextmanager
+def staging(out: Path) -> Iterator[Path]:
+    """A fresh directory beside ``out`` to write an edition in; it vanishes if anything fails."""
+    out = out.resolve()
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}-new-"))
+    try:
+        yield tmp
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def place(out: Path, staged: Path, name: str) -> Path:
+    """Move a staged edition into ``out`` under ``name``, whole (one rename), ready to be pointed to."""
+    out.mkdir(parents=True, exist_ok=True)
+    target = out / name
+    os.chmod(staged, 0o755)
+    if target.exists():  # the same name is the same content: written by a build that stopped before pointing
+        shutil.rmtree(target)
+    os.rename(staged, target)
+    return target
+
+
+def point(out: Path, name: str) -> None:
+    """Make ``name`` the current edition: first a link for each of its files at the top (new names only;
+    they go through ``current``), then the pointer itself, replaced in one rename."""
+    for path in sorted((out / name).iterdir()):
+        link = out / path.name
+        if not link.is_symlink() and not link.exists():
+            _replace_link(link, f"{POINTER}/{path.name}")
+    _replace_link(out / POINTER, name)
+
+
+def _replace_link(link: Path, target: str) -> None:
+    tmp = link.with_name(f".{link.name}-{os.getpid()}")
+    tmp.unlink(missing_ok=True)
+    os.symlink(target, tmp)
+    os.replace(tmp, link)
+
+
+def prune(out: Path, chain: list[str], keep: int) -> list[str]:
+    """Remove the editions beyond the newest ``keep`` of ``chain`` (newest first; 0 keeps all), and any that
+    is not in the chain at all (placed by a build that was stopped before pointing to it). Returns them."""
+    kept = set(chain if keep <= 0 else chain[:max(keep, 1)])
+    gone = sorted(name for name in editions(out) if name not in kept)
+    for name in gone:
+        shutil.rmtree(out / name, ignore_errors=True)
+    return gone
