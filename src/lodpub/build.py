@@ -175,6 +175,7 @@ def build(paths: Sequence[Path], out: Path, settings: Settings, register: Regist
     with _stage(result, "map", progress):
         mapper = Mapper(base, register, read_english_names(resource_path(*ENGLISH_NAMES)))
         graph = mapper.map(sources, measures)
+        result.warnings += graph.warnings
         result.measures, result.units = graph.measures, graph.units
         result.contacts, result.strategies = graph.contacts, graph.strategies
         result.triples = len(graph)

@@ -15,7 +15,7 @@ from . import __version__, published
 from .build import GraphInvalid, build
 from .problems import InputError
 from .published import TreeError
-from .register import Register
+from .register import KINDS, Register, RegisterError
 from .settings import SettingsError, load_settings
 
 DATA_DIR = Path("data")
@@ -51,6 +51,27 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--port", type=int, default=None, help="port (default: from lodpub.toml, 8000)")
     s.add_argument("--workers", type=int, default=None, help="query worker processes (default: one per core)")
 
+    r = commands.add_parser("register", help="join or replace entries of the identifier register",
+                            description="Change the identifier register by hand, for what a build cannot tell "
+                                        "by itself. The next build publishes the change.")
+    r.add_argument("--register", type=Path, default=DEFAULT_REGISTER,
+                   help=f"the register to change (default: {DEFAULT_REGISTER})")
+    changes = r.add_subparsers(dest="change", required=True, metavar="CHANGE")
+    j = changes.add_parser("join", help="KEEP and OTHER are one resource: it keeps KEEP's IRI",
+                           description="KEEP and OTHER are the same resource: KEEP takes OTHER's name (its own "
+                                       "is kept among its former names) and OTHER is withdrawn in its favour, "
+                                       "answering 410 Gone with a link to KEEP.")
+    j.add_argument("kind", choices=KINDS)
+    j.add_argument("keep", type=int)
+    j.add_argument("other", type=int)
+    p = changes.add_parser("replace", help="the withdrawn OLD was taken over by NEW",
+                           description="Record that the withdrawn OLD was taken over by NEW (one or more): "
+                                       "its IRI answers 410 Gone with links to them, and the data says so "
+                                       "(dcterms:isReplacedBy).")
+    p.add_argument("kind", choices=KINDS)
+    p.add_argument("old", type=int)
+    p.add_argument("--by", type=int, nargs="+", required=True, metavar="NEW")
+
     v = commands.add_parser("validate", help="validate an RDF file against lodpub's shapes")
     v.add_argument("file", type=Path, help="an RDF file (.ttl, .nt, .jsonld, .rdf)")
     v.add_argument("--base-iri", default=None)
@@ -71,7 +92,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _build(args, settings)
     if args.command == "serve":
         return _serve(args, settings)
+    if args.command == "register":
+        return _register(args)
     return _validate(args, settings)
+
+
+def _register(args: argparse.Namespace) -> int:
+    if not args.register.exists():
+        print(f"lodpub: {args.register} does not exist", file=sys.stderr)
+        return 1
+    try:
+        register = Register.load(args.register)
+        if args.change == "join":
+            entry = register.join(args.kind, args.keep, args.other)
+            done = f"{args.kind} {args.other} is now {args.kind} {args.keep} 「{entry.key}」"
+        else:
+            register.replace(args.kind, args.old, args.by)
+            done = f"{args.kind} {args.old} is replaced by {', '.join(f'{args.kind} {n}' for n in args.by)}"
+    except InputError as exc:
+        return _problems(exc)
+    except RegisterError as exc:
+        print(f"lodpub: {exc}", file=sys.stderr)
+        return 1
+    register.save()
+    print(f"{args.register}: {done}; build to publish it")
+    return 0
 
 
 def _serve(args: argparse.Namespace, settings) -> int:

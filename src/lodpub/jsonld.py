@@ -57,6 +57,9 @@ TERMS: dict[str, tuple[str, str]] = {
     "columnNumber": ("lp:columnNumber", "int"),
     "header": ("lp:header", "str"),
     "property": ("lp:property", "id-set"),
+    "hiddenLabel": ("skos:hiddenLabel", "lang"),
+    "replaces": ("dcterms:replaces", "id-set"),
+    "isReplacedBy": ("dcterms:isReplacedBy", "id-set"),
 }
 CLASSES = ("Measure", "Strategy", "OrganizationalUnit", "Bureau", "Division", "Section", "ContactPoint",
            "SourceFile", "SourceTable", "SourceColumn", "SourceRow")
@@ -165,8 +168,8 @@ def write_document(out: TextIO, triples: Sequence[ox.Triple], base: str, context
     for iri, own in writer.subjects.items():
         if "#" in iri and iri.startswith(f"{base}id/measure/"):
             continue  # a source row, embedded in its measure
-        if iri.startswith(embedded_prefixes) or "-column-" in iri:
-            continue
+        if (iri.startswith(embedded_prefixes) and own[0].predicate == RDF.type) or "-column-" in iri:
+            continue  # a unit or contact point, embedded where it is named (a withdrawn one stands alone)
         if own and own[0].predicate == RDF.type and own[0].object.value.endswith("FormalOrganization"):
             continue  # the government, embedded at the top of every unit chain
         top.append(iri)

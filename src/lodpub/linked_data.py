@@ -39,19 +39,15 @@ def _reading_order(t: ox.Triple, iri: str) -> tuple:
     return (t.subject.value != iri, t.subject.value, p != RDF.type, p != RDFS.label, p.value, str(t.object))
 
 
-def read_withdrawn(register: Path, base: str) -> set[str]:
-    """IRIs the register marks withdrawn: they answer 410 Gone, not 404."""
-    gone: set[str] = set()
-    if register.exists():
-        for line in register.read_text(encoding="utf-8").splitlines():
-            cells = line.split("\t")
-            if len(cells) >= 3 and cells[2] == "withdrawn":
-                gone.add(f"{base}id/{cells[0]}/{cells[1]}")
-    return gone
+def read_withdrawn(register: Path, base: str) -> dict[str, list[str]]:
+    """IRIs the register marks withdrawn (they answer 410 Gone, not 404), each with its successors' IRIs."""
+    from .register import WITHDRAWN, Register
+    return {f"{base}id/{e.kind}/{e.id}": [f"{base}id/{e.kind}/{n}" for n in e.replaced_by]
+            for entries in Register.load(register).entries.values() for e in entries if e.status == WITHDRAWN}
 
 
 class LinkedData:
-    def __init__(self, store: ox.Store, base: str, withdrawn: set[str]):
+    def __init__(self, store: ox.Store, base: str, withdrawn: dict[str, list[str]]):
         self.store = store
         self.base = base
         self.withdrawn = withdrawn

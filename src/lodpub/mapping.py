@@ -9,30 +9,24 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import phonenumbers
 from pyoxigraph import Literal, NamedNode, Triple
 
+from . import matching
 from .cells import Measure
-from .register import Register
+from .matching import Assigned
+from .problems import Problem
+from .register import WITHDRAWN, Register
 from .source import CANONICAL_HEADER, SourceFile, Strategy, Table
 from .vocab import DCAT, DCTERMS, ORG, RDF, RDFS, SAC, SKOS, XSD, Namespace, lodpub
 
 GOVERNMENT_JA = "東京都"
 GOVERNMENT_EN = "Tokyo Metropolitan Government"
 SAFE_SLUG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-
-
-@dataclass(frozen=True)
-class _Ids:
-    """Register IDs by kind: by key for strategies, units and contacts; in record order for measures."""
-
-    strategy: dict[str, int]
-    unit: dict[str, int]
-    contact: dict[str, int]
-    measure: list[int]
 
 
 @dataclass
@@ -45,6 +39,7 @@ class Graph:
     contacts: int = 0
     strategies: int = 0
     records: dict[str, Measure] = field(default_factory=dict)  # measure IRI → its row
+    warnings: list[Problem] = field(default_factory=list)  # what matching rows to IRIs had to guess
 
     def __len__(self) -> int:
         return len(self.triples)
@@ -83,6 +78,7 @@ class Mapper:
         self.register = register
         self.english = english or {}
         self.government = NamedNode(base + "id/org/tmg")
+        self._predecessors: dict[tuple[str, int], list[int]] = {}
 
     def iri(self, kind: str, ident: int | str) -> NamedNode:
         return NamedNode(f"{self.base}id/{kind}/{ident}")
@@ -96,15 +92,14 @@ class Mapper:
                 strategies.setdefault(table.strategy.number, table.strategy)
         units = [m.department[:depth] for m in measures for depth in range(1, len(m.department) + 1)]
         contacts = [(" ".join(m.department), tel) for m in measures for tel in m.phones]
-        ids = _Ids(
-            strategy=reg.assign("strategy", [str(n) for n in sorted(strategies)]),
-            unit=reg.assign("unit", [" ".join(u) for u in units]),
-            contact=reg.assign("contact", [f"{path} {tel}" for path, tel in contacts]),
-            measure=reg.assign_measures([(m.name, " ".join(m.department), m.summary) for m in measures]),
-        )
-        reg.finish()
-
-        graph = Graph()
+        ids = matching.assign(reg, [str(n) for n in sorted(strategies)], units, contacts, measures)
+        self._predecessors = defaultdict(list)
+        for kind, entries in reg.entries.items():
+            for e in sorted(entries, key=lambda e: e.id):
+                if e.status == WITHDRAWN:
+                    for successor in e.replaced_by:
+                        self._predecessors[kind, successor].append(e.id)
+        graph = Graph(warnings=ids.warnings)
         graph.triples.extend(self.government_triples())
         self._strategies(graph, strategies, ids)
         unit_nodes = self._units(graph, set(units), ids)
@@ -112,18 +107,43 @@ class Mapper:
         self._measures(graph, sources, measures, ids, unit_nodes, contact_nodes)
         for source in sources:
             graph.triples.extend(self.source_triples(source))
+        graph.triples.extend(self.tombstones())
         return graph
 
-    def _strategies(self, graph: Graph, strategies: dict[int, Strategy], ids: _Ids) -> None:
+    def history(self, kind: str, ident: int, name: str = "") -> list[Triple]:
+        """What a resource was called before (``skos:hiddenLabel``: findable, never shown as its name) and
+        the withdrawn resources it took over from (``dcterms:replaces``)."""
+        entry = self.register.get(kind, ident)
+        if entry is None:
+            return []
+        node = self.iri(kind, ident)
+        out = []
+        if kind in ("measure", "unit"):
+            names = dict.fromkeys(key.rsplit(" ", 1)[-1] if kind == "unit" else key for key in entry.former)
+            out += [Triple(node, SKOS.hiddenLabel, Literal(former, language="ja"))
+                    for former in names if former != name]
+        out += [Triple(node, DCTERMS.replaces, self.iri(kind, old))
+                for old in self._predecessors.get((kind, ident), ())]
+        return out
+
+    def tombstones(self) -> list[Triple]:
+        """A withdrawn resource that others took over from has ``dcterms:isReplacedBy`` and nothing else in the
+        data (it answers 410 Gone, with a link to its successors)."""
+        return [Triple(self.iri(kind, e.id), DCTERMS.isReplacedBy, self.iri(kind, successor))
+                for kind, entries in self.register.entries.items()
+                for e in sorted(entries, key=lambda e: e.id) if e.status == WITHDRAWN for successor in e.replaced_by]
+
+    def _strategies(self, graph: Graph, strategies: dict[int, Strategy], ids: Assigned) -> None:
         add, lp = graph.triples.append, self.lp
         for number in sorted(strategies, key=lambda n: ids.strategy[str(n)]):
             node = self.iri("strategy", ids.strategy[str(number)])
             add(Triple(node, RDF.type, lp.Strategy))
             add(Triple(node, RDFS.label, Literal(strategies[number].title, language="ja")))
             add(Triple(node, SKOS.notation, Literal(f"戦略{number}")))
+            graph.triples.extend(self.history("strategy", ids.strategy[str(number)]))
             graph.strategies += 1
 
-    def _units(self, graph: Graph, units: set[tuple[str, ...]], ids: _Ids) -> dict[str, NamedNode]:
+    def _units(self, graph: Graph, units: set[tuple[str, ...]], ids: Assigned) -> dict[str, NamedNode]:
         """One node per unit path, parents before children (a parent's ID is always smaller)."""
         add, lp = graph.triples.append, self.lp
         nodes: dict[str, NamedNode] = {}
@@ -136,10 +156,11 @@ class Mapper:
                 add(Triple(node, RDFS.label, Literal(self.english[unit[-1]], language="en")))
             add(Triple(node, lp.level, Literal(str(len(unit)), datatype=XSD.integer)))
             add(Triple(node, ORG.unitOf, nodes[" ".join(unit[:-1])] if len(unit) > 1 else self.government))
+            graph.triples.extend(self.history("unit", ids.unit[key], unit[-1]))
             graph.units += 1
         return nodes
 
-    def _contacts(self, graph: Graph, contacts: set[tuple[str, str]], ids: _Ids,
+    def _contacts(self, graph: Graph, contacts: set[tuple[str, str]], ids: Assigned,
                   unit_nodes: dict[str, NamedNode]) -> dict[tuple[str, str], NamedNode]:
         add, lp = graph.triples.append, self.lp
         nodes: dict[tuple[str, str], NamedNode] = {}
@@ -149,10 +170,11 @@ class Mapper:
             add(Triple(node, RDFS.label, Literal(national(tel))))
             add(Triple(node, lp.telephone, NamedNode(tel)))
             add(Triple(node, lp.unit, unit_nodes[unit_path]))
+            graph.triples.extend(self.history("contact", ids.contact[f"{unit_path} {tel}"]))
             graph.contacts += 1
         return nodes
 
-    def _measures(self, graph: Graph, sources: Sequence[SourceFile], measures: Sequence[Measure], ids: _Ids,
+    def _measures(self, graph: Graph, sources: Sequence[SourceFile], measures: Sequence[Measure], ids: Assigned,
                   unit_nodes: dict[str, NamedNode], contact_nodes: dict[tuple[str, str], NamedNode]) -> None:
         """The measures, then their source rows; this loop emits most of the graph, so terms are local."""
         add, lp = graph.triples.append, self.lp
@@ -169,6 +191,7 @@ class Mapper:
         by_name = sorted(range(len(measures)), key=lambda i: (measures[i].name, iris[i]))
         order = {ids.measure[i]: position for position, i in enumerate(by_name, start=1)}
         name_order, integer = lp.nameOrder, XSD.integer
+        entries = {e.id: e for e in self.register.entries["measure"]}
         rows: list[tuple[NamedNode, Measure]] = []
         for m, ident in sorted(zip(measures, ids.measure, strict=True), key=lambda pair: pair[1]):
             node = self.iri("measure", ident)
@@ -177,6 +200,8 @@ class Mapper:
             add(Triple(node, a, measure_class))
             add(Triple(node, label, Literal(m.name, language="ja")))
             add(Triple(node, name_order, Literal(str(order[ident]), datatype=integer)))
+            if (e := entries.get(ident)) is not None and (e.former or ("measure", ident) in self._predecessors):
+                graph.triples.extend(self.history("measure", ident, m.name))
             if m.summary:
                 add(Triple(node, summary, Literal(m.summary, language="ja")))
             add(Triple(node, strategy, strategy_nodes[m.row.table.strategy.number]))

@@ -1,11 +1,11 @@
 """The identifier register: every IRI ever minted, so that none ever changes or breaks.
 
-A committed TSV file (``data/register.tsv``). Each resource is matched to its
-entry by a key — a measure by its name (then department and summary, to tell
-apart measures of the same name), a unit by its full path, a contact point by
-unit path and telephone, a strategy by its number. Renaming is done here: edit
-an entry's key and the next build gives the renamed resource its old IRI.
-Entries are never deleted: a resource that disappears is marked ``withdrawn``.
+A committed TSV file (``data/register.tsv``), one line per IRI: its kind, number, status and key — a measure's
+name (with its department and a digest of its summary), a unit's full path, a contact point's unit path and
+telephone, a strategy's number — then the numbers of its successors, if it was withdrawn in favour of others,
+and its former keys, oldest first. Which entry a resource of a new build takes is decided in ``matching.py``;
+renaming by hand is done here: edit an entry's key (or use ``lodpub register join``). Entries are never
+deleted: a resource that disappears is marked ``withdrawn``.
 """
 
 from __future__ import annotations
@@ -13,20 +13,25 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
-from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from .problems import InputError, Problem
 
 KINDS = ("strategy", "unit", "contact", "measure")
-COLUMNS = ("kind", "id", "status", "key", "department", "digest")
+# The last column holds the first former key; each further cell of a line, another.
+COLUMNS = ("kind", "id", "status", "key", "department", "digest", "replaced_by", "former")
+OLD_COLUMNS = COLUMNS[:6]  # a register written before successors and former keys: read as it is
 ACTIVE, WITHDRAWN = "active", "withdrawn"
 PREAMBLE = (
     "# lodpub identifier register: one line per IRI ever minted (see README, 'Identifiers').\n"
-    "# To rename a measure or unit, edit its key. Never delete or reuse a line.\n"
+    "# To rename a measure or unit, edit its key (or: lodpub register join). Never delete or reuse a line.\n"
 )
+
+
+class RegisterError(ValueError):
+    """A change asked of the register that it cannot make."""
 
 
 @dataclass
@@ -37,6 +42,14 @@ class Entry:
     key: str
     department: str = ""
     digest: str = ""
+    replaced_by: tuple[int, ...] = ()  # the entries that took over from this one, when it was withdrawn
+    former: tuple[str, ...] = ()  # the keys it had before, oldest first
+
+    def rekey(self, key: str) -> None:
+        """Give the entry a new key, keeping the old one among its former keys."""
+        if key != self.key:
+            self.former = (*(k for k in self.former if k != key), self.key)
+            self.key = key
 
 
 def digest(text: str) -> str:
@@ -50,6 +63,7 @@ class Register:
         for entry in entries:
             self.entries[entry.kind].append(entry)
         self._seen: dict[str, set[int]] = {kind: set() for kind in KINDS}
+        self._by_id = {kind: {e.id: e for e in self.entries[kind]} for kind in KINDS}
         self._next = {kind: max((e.id for e in self.entries[kind]), default=0) + 1 for kind in KINDS}
 
     @classmethod
@@ -68,7 +82,7 @@ class Register:
             cells = line.split("\t")
             if not header_seen:
                 header_seen = True
-                if tuple(cells) != COLUMNS:
+                if tuple(cells) not in (COLUMNS, OLD_COLUMNS):
                     problems.append(Problem(str(path), number, 0, "", f"expected the header {'/'.join(COLUMNS)}"))
                 continue
             cells += [""] * (len(COLUMNS) - len(cells))
@@ -87,8 +101,14 @@ class Register:
                 problems.append(Problem(*where, 2, "id", f"{kind} {ident} is already registered "
                                                          f"at line {ids[kind, int(ident)]}"))
                 continue
+            successors = [c.strip() for c in cells[6].split(",") if c.strip()]
+            if not all(c.isdigit() for c in successors):
+                problems.append(Problem(*where, 7, "replaced_by", f"{cells[6]!r} is not a list of {kind} numbers "
+                                                                  "separated by commas"))
+                continue
             ids[kind, int(ident)] = number
-            entries.append(Entry(kind, int(ident), status, key, cells[4], cells[5]))
+            entries.append(Entry(kind, int(ident), status, key, cells[4], cells[5], tuple(map(int, successors)),
+                                 tuple(c for c in cells[7:] if c)))
         if problems:
             raise InputError(problems)
         return cls(entries, path)
@@ -106,55 +126,56 @@ class Register:
                                       f"register: {named}{more}; copy their lines back from {where}, or "
                                       "build with that register")])
 
-    def assign(self, kind: str, keys: Sequence[str]) -> dict[str, int]:
-        """IDs for distinct keys, minting new ones (in the order given) where needed."""
-        known = {e.key: e for e in self.entries[kind]}
-        result: dict[str, int] = {}
-        for key in keys:
-            if key in result:
-                continue
-            entry = known.get(key) or self._mint(kind, key)
-            self._use(entry)
-            result[key] = entry.id
-        return result
-
-    def assign_measures(self, measures: Sequence[tuple[str, str, str]]) -> list[int]:
-        """IDs for measures given as ``(name, department, summary)``, in order.
-
-        Matched in passes from the most to the least specific key, so that
-        measures sharing a name keep their own IRIs when rows move.
-        """
-        wanted = [(name, dept, digest(summary)) for name, dept, summary in measures]
-        ids: list[int | None] = [None] * len(wanted)
-        free = [e for e in self.entries["measure"]]
-        for width in (3, 2, 1):
-            pool: dict[tuple[str, ...], list[Entry]] = defaultdict(list)
-            for entry in free:
-                pool[(entry.key, entry.department, entry.digest)[:width]].append(entry)
-            for i, key in enumerate(wanted):
-                if ids[i] is None and pool.get(key[:width]):
-                    entry = pool[key[:width]].pop(0)
-                    ids[i] = entry.id
-                    entry.department, entry.digest = key[1], key[2]
-                    self._use(entry)
-            taken = {i for i in ids if i is not None}
-            free = [e for e in free if e.id not in taken]
-        for i, (name, dept, dig) in enumerate(wanted):
-            if ids[i] is None:
-                entry = self._mint("measure", name, dept, dig)
-                self._use(entry)
-                ids[i] = entry.id
-        return [i for i in ids if i is not None]
-
-    def _mint(self, kind: str, key: str, department: str = "", dig: str = "") -> Entry:
+    def mint(self, kind: str, key: str, department: str = "", dig: str = "") -> Entry:
         entry = Entry(kind, self._next[kind], ACTIVE, key, department, dig)
+        self._by_id[kind][entry.id] = entry
         self._next[kind] += 1
         self.entries[kind].append(entry)
         return entry
 
-    def _use(self, entry: Entry) -> None:
+    def use(self, entry: Entry) -> None:
+        """This build publishes the entry's resource (one that comes back is no longer replaced)."""
         entry.status = ACTIVE
+        entry.replaced_by = ()
         self._seen[entry.kind].add(entry.id)
+
+    def used(self, kind: str) -> set[int]:
+        """The entries of ``kind`` this build publishes so far."""
+        return self._seen[kind]
+
+    def get(self, kind: str, ident: int) -> Entry | None:
+        return self._by_id[kind].get(ident)
+
+    def join(self, kind: str, keep: int, other: int) -> Entry:
+        """Say that ``other`` is ``keep``: ``keep`` takes over ``other``'s key (its own among its former
+        keys), and ``other`` is withdrawn in its favour (its IRI answers 410 with a link to ``keep``)."""
+        kept, gone = self._pair(kind, keep, other)
+        kept.rekey(gone.key)
+        kept.department, kept.digest, kept.replaced_by = gone.department, gone.digest, ()
+        gone.status, gone.replaced_by = WITHDRAWN, (keep,)
+        return kept
+
+    def replace(self, kind: str, old: int, successors: Iterable[int]) -> Entry:
+        """Record the entries that took over from the withdrawn ``old``."""
+        new = tuple(sorted(set(successors)))
+        entry = self._pair(kind, old, *new)[0]
+        if entry.status != WITHDRAWN:
+            raise RegisterError(f"{kind} {old} is still published; only a withdrawn one can be replaced")
+        entry.replaced_by = new
+        return entry
+
+    def _pair(self, kind: str, *idents: int) -> list[Entry]:
+        if kind not in KINDS:
+            raise RegisterError(f"unknown kind {kind!r}; one of {', '.join(KINDS)}")
+        if len(set(idents)) != len(idents):
+            raise RegisterError(f"{kind} {idents[0]} cannot be joined to or replaced by itself")
+        found = []
+        for ident in idents:
+            entry = self.get(kind, ident)
+            if entry is None:
+                raise RegisterError(f"there is no {kind} {ident} in {self.path or 'the register'}")
+            found.append(entry)
+        return found
 
     def finish(self) -> None:
         """Mark every entry not used by this build as withdrawn."""
@@ -170,7 +191,11 @@ class Register:
         lines = [PREAMBLE + "\t".join(COLUMNS)]
         for kind in KINDS:
             for e in sorted(self.entries[kind], key=lambda e: e.id):
-                lines.append("\t".join((kind, str(e.id), e.status, e.key, e.department, e.digest)))
+                cells = [kind, str(e.id), e.status, e.key, e.department, e.digest,
+                         ",".join(map(str, e.replaced_by)), *e.former]
+                while cells[-1] == "":
+                    cells.pop()
+                lines.append("\t".join(cells))
         return "\n".join(lines) + "\n"
 
     def save(self, path: Path | None = None) -> None:

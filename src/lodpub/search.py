@@ -20,12 +20,13 @@ from pathlib import Path
 import pyoxigraph as ox
 from markupsafe import Markup, escape
 
-from .vocab import RDF, RDFS, lodpub
+from .vocab import RDF, RDFS, SKOS, lodpub
 
 INDEX = "search.sqlite"
 SCHEMA = """
-CREATE TABLE measure (id INTEGER PRIMARY KEY, iri TEXT NOT NULL, name TEXT NOT NULL, summary TEXT NOT NULL);
-CREATE VIRTUAL TABLE measure_text USING fts5(name, summary, content='measure', content_rowid='id',
+CREATE TABLE measure (id INTEGER PRIMARY KEY, iri TEXT NOT NULL, name TEXT NOT NULL, summary TEXT NOT NULL,
+                      former TEXT NOT NULL);
+CREATE VIRTUAL TABLE measure_text USING fts5(name, summary, former, content='measure', content_rowid='id',
                                               tokenize='trigram');
 CREATE TABLE about (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
@@ -37,6 +38,7 @@ class Hit:
     name: str
     summary: str
     in_name: bool
+    former: str = ""  # former names, separated by " / "
 
     def highlighted(self, query: str, text: str) -> Markup:
         """``text`` with every occurrence of ``query`` in <mark>, everything else escaped."""
@@ -54,14 +56,18 @@ def build_index(cache: Path, store: ox.Store, base: str, version: str) -> Path:
     names = {q.subject.value: q.object.value for q in store.quads_for_pattern(None, RDFS.label, None)
              if q.object.language == "ja" and q.subject.value in measures}
     summaries = {q.subject.value: q.object.value for q in store.quads_for_pattern(None, lp.summary, None)}
-    rows = sorted(((iri, names.get(iri, ""), summaries.get(iri, "")) for iri in measures),
-                  key=lambda r: _number(r[0]))
+    former: dict[str, list[str]] = {}
+    for q in store.quads_for_pattern(None, SKOS.hiddenLabel, None):
+        if q.subject.value in measures:
+            former.setdefault(q.subject.value, []).append(q.object.value)
+    rows = sorted(((iri, names.get(iri, ""), summaries.get(iri, ""), " / ".join(sorted(former.get(iri, []))))
+                   for iri in measures), key=lambda r: _number(r[0]))
     fd, tmp = tempfile.mkstemp(dir=cache, prefix=".search-new-")
     os.close(fd)
     try:
         with sqlite3.connect(tmp) as db:
             db.executescript(SCHEMA)
-            db.executemany("INSERT INTO measure (iri, name, summary) VALUES (?, ?, ?)", rows)
+            db.executemany("INSERT INTO measure (iri, name, summary, former) VALUES (?, ?, ?, ?)", rows)
             db.execute("INSERT INTO measure_text (measure_text) VALUES ('rebuild')")
             db.execute("INSERT INTO about VALUES ('version', ?)", (version,))
         db.close()
@@ -118,14 +124,15 @@ class Search:
             source = "measure_text JOIN measure m ON m.id = measure_text.rowid WHERE measure_text MATCH ?"
             where, order = [match], "bm25(measure_text), m.id"
         else:
-            source = "measure m WHERE " + " AND ".join("(instr(m.name, ?) OR instr(m.summary, ?))" for _ in words)
-            where, order = [w for w in words for _ in (0, 1)], "m.id"
+            source = "measure m WHERE " + " AND ".join("(instr(m.name, ?) OR instr(m.summary, ?) OR "
+                                                       "instr(m.former, ?))" for _ in words)
+            where, order = [w for w in words for _ in (0, 1, 2)], "m.id"
         db = self._connect()
         try:
-            rows = db.execute(f"SELECT m.iri, m.name, m.summary, {in_name} AS in_name FROM {source} "
+            rows = db.execute(f"SELECT m.iri, m.name, m.summary, {in_name} AS in_name, m.former FROM {source} "
                               f"ORDER BY in_name DESC, {order} LIMIT ? OFFSET ?",
                               [*words, *where, limit, offset]).fetchall()
             (total,) = db.execute(f"SELECT COUNT(*) FROM {source}", where).fetchone()
         finally:
             db.close()
-        return [Hit(iri, name, summary, bool(flag)) for iri, name, summary, flag in rows], total
+        return [Hit(iri, name, summary, bool(flag), former) for iri, name, summary, flag, former in rows], total

@@ -47,10 +47,12 @@ def rdf(edition: Edition, triples: list[ox.Triple], fmt: negotiation.Format, hea
     return Response(body, media_type=media, headers=headers)
 
 
-def message(edition: Edition, request: Request, status: int, title: str, text: str, iri: str = "") -> Response:
+def message(edition: Edition, request: Request, status: int, title: str, text: str, iri: str = "",
+            links: list[str] | None = None) -> Response:
     """An error or notice: HTML for a browser, plain text for everyone else."""
     if "text/html" in request.headers.get("accept", ""):
-        return web.render(edition, request, "message.html", status, title=title, message=text, iri=iri)
+        return web.render(edition, request, "message.html", status, title=title, message=text, iri=iri,
+                          links=links or [])
     return sparql_endpoint.text(status, f"{title}: {text}")
 
 
@@ -133,8 +135,15 @@ def create_app(dist: Path, settings: Settings) -> EditionScope:
     def not_found(request: Request, status: int, iri: str) -> Response:
         edition = edition_of(request)
         if status == 410:
-            return message(edition, request, 410, "Gone", "この資源は取り下げられました。 This resource has been "
-                           "withdrawn; its IRI will never be reused.", iri)
+            successors = edition.ld.withdrawn.get(iri, [])
+            if not successors:
+                return message(edition, request, 410, "Gone", "この資源は取り下げられました。 This resource has "
+                               "been withdrawn; its IRI will never be reused.", iri)
+            response = message(edition, request, 410, "Gone", "この資源は取り下げられ、次に引き継がれました。 This "
+                               "resource has been withdrawn and replaced by: " + " ".join(successors), iri,
+                               links=[edition.local(s) or s for s in successors])
+            response.headers["Link"] = ", ".join(f'<{s}>; rel="successor-version"' for s in successors)
+            return response
         return message(edition, request, 404, "Not Found", "この IRI は当データセットにありません。 No such "
                        "resource in this dataset.", iri)
 

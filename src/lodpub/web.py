@@ -126,10 +126,11 @@ def search(edition: Edition, request: Request) -> Response:
         fmt = negotiation.HTML  # a page is the most useful thing to give a client that wants neither
     if fmt.name == "json":
         return JSONResponse({"query": query, "total": total, "page": page, "results": [
-            {"iri": h.iri, "name": h.name, "summary": h.summary, "matched": "name" if h.in_name else "summary"}
-            for h in hits]}, headers={"Vary": "Accept"})
+            {"iri": h.iri, "name": h.name, "summary": h.summary, "former": h.former.split(" / ") if h.former else [],
+             "matched": "name" if h.in_name else "summary"} for h in hits]}, headers={"Vary": "Accept"})
     results = [{"href": edition.local(h.iri), "name": h.highlighted(query, h.name),
-                "summary": h.highlighted(query, h.summary)} for h in hits]
+                "summary": h.highlighted(query, h.summary),
+                "former": h.highlighted(query, h.former) if h.former else ""} for h in hits]
     return render(edition, request, "search.html", title="検索" if language(request) == "ja" else "Search",
                   results=results, total=total, page=page, pages=max(1, math.ceil(total / size)),
                   page_query=quote(query))
