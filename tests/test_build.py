@@ -213,7 +213,7 @@ def test_two_builds_give_identical_trees(tmp_path):
     build([SEED], tmp_path / "one", Settings(), Register(), workers=1)
     build([SEED], tmp_path / "two", Settings(), Register(), workers=1)
     assert files_of(tmp_path / "one") == files_of(tmp_path / "two")
-    assert len(files_of(tmp_path / "one")) == 1 + 12 + 12  # the pointer, an edition of 12 files, 12 links
+    assert len(files_of(tmp_path / "one")) == 1 + 14 + 14  # the pointer, an edition of 14 files, 14 links
 
 
 def test_bad_input_leaves_the_previous_dist_untouched(tmp_path):
@@ -247,7 +247,7 @@ def test_build_prints_progress_and_a_summary(tmp_path):
     edition = os.readlink(tmp_path / "out" / "current")
     assert result.stdout == f"built {tmp_path}/out/: edition {edition}, the first: 20 measures, 14 units, " \
                             f"9 contacts, 1 strategies, 442 triples, 0 warnings\n"
-    assert [line.split(":")[0] for line in result.stderr.splitlines()] == ["read", "map", "validate", "write", "index"]
+    assert [line.split(":")[0] for line in result.stderr.splitlines()] == ["read", "map", "validate", "write", "changes", "index"]
 
 
 def test_building_the_project_uses_data_and_its_register(tmp_path):

@@ -17,20 +17,24 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import jsonld, metadata, publish, published, validation
+from . import changes, feed, jsonld, metadata, publish, published, validation
 from .cells import Measure, interpret
 from .mapping import Mapper
 from .problems import InputError, Problem, Severity, errors
 from .register import Register
 from .resources import ENGLISH_NAMES, resource_path
+from .results import used_prefixes
 from .settings import Settings
 from .source import EncodingError, SourceFile, Strategy, read
 from .store import cache_root, ensure_caches, prune_caches
 from .vocab import RDFS, prefixes
 
 DUMP = "measures"
+DUMP_NT = f"{DUMP}.nt"
 DESCRIPTION = "void.ttl"
-SELF = "edition-self"  # the name an edition's description is hashed with: its own is not known before
+CHANGES, FEED = "changes.ttl", "changes.atom"
+NAMING = (DESCRIPTION, CHANGES, FEED)  # the files that name their own edition, written once the name is known
+SELF = "edition-self"  # the name those files are hashed with: an edition's own is not known before
 
 
 class GraphInvalid(Exception):
@@ -61,6 +65,7 @@ class BuildResult:
     findings: list[validation.Finding] = field(default_factory=list)
     stages: list[Stage] = field(default_factory=list)
     edition: str = ""  # the name of the edition now current
+    changes: list[changes.Change] = field(default_factory=list)  # from the edition before
     previous: str | None = None  # the one it follows
     unchanged: bool = False  # the build gave exactly the current edition's files: nothing was published
 
@@ -204,16 +209,36 @@ def build(paths: Sequence[Path], out: Path, settings: Settings, register: Regist
                             metadata.EditionRef(before.name, before.previous, issued, before.history)):
                     result.edition, result.unchanged = previous, True
                     return result
-                history = before.after() if before else ()
-                name = published.edition_name(
-                    previous, content, describe(metadata.EditionRef(SELF, previous, issued, history)))
-                result.edition = name
-                text = describe(metadata.EditionRef(name, previous, issued, history), check=True)
-                (tmp / DESCRIPTION).write_text(text, encoding="utf-8")
-            # The files are written: let the graph go before the caches are built from them.
+            # The files are written: let the graph go before the changes and caches are worked out from them.
             graph.triples.clear()
             graph.records.clear()
             _return_freed_memory()
+            with _stage(result, "changes", progress):
+                found = changes.between(out / previous / DUMP_NT, tmp / DUMP_NT, settings.base) if previous else []
+                result.changes = found
+                history = before.after() if before else ()
+                if before and metadata.moment(issued) < metadata.moment(before.issued):
+                    result.warnings.append(Problem(
+                        "lodpub.toml", 0, 0, "modified", f"this edition is issued at {issued}, before the one it "
+                        f"follows ({before.issued}): set 'modified' (or SOURCE_DATE_EPOCH) to when it is published, "
+                        "or a client asking for the data at a moment (Memento) gets the older edition",
+                        Severity.WARNING))
+
+                def naming(name: str) -> str:
+                    """Write the files that name the edition; return their text, to be hashed."""
+                    ref = metadata.EditionRef(name, previous, issued, history)
+                    text = describe(ref, check=name != SELF)
+                    (tmp / DESCRIPTION).write_text(text, encoding="utf-8")
+                    edition = metadata.edition_iri(settings, name)
+                    sets = changes.triples(found, edition, issued, settings.base)
+                    publish.write_turtle(tmp / CHANGES, sets, used_prefixes(sets, _change_prefixes(settings)))
+                    feed.write(tmp / FEED, settings, name, issued, found, previous is None,
+                               out / previous / FEED if previous else None)
+                    return text + "".join((tmp / n).read_text(encoding="utf-8") for n in (CHANGES, FEED))
+
+                name = published.edition_name(previous, content, naming(SELF))
+                result.edition = name
+                naming(name)
             caches = cache_root(out, settings.cache_dir)
             with _stage(result, "index", progress):
                 ensure_caches(tmp, caches / name, settings.base, name)
@@ -237,6 +262,11 @@ def published_register(out: Path) -> Register:
     register = Register.load(out / name / "register.tsv")
     register.path = None
     return register
+
+
+def _change_prefixes(settings: Settings) -> dict[str, str]:
+    return prefixes(settings.base) | {"cs": changes.CS.iri, "edition": settings.dataset_iri + "/",
+                                      **{kind: f"{settings.base}id/{kind}/" for kind in changes.KINDS if kind != "org"}}
 
 
 def register_name(register: Register) -> str:
@@ -263,7 +293,7 @@ def edition_chain(out: Path, settings: Settings) -> list[str]:
 
 def _holds(edition: Path, content: dict[str, str]) -> bool:
     """Whether ``edition`` holds exactly the files ``content`` names, with those SHA-256s, and a description."""
-    names = {p.name for p in edition.iterdir()} - {DESCRIPTION}
+    names = {p.name for p in edition.iterdir()} - set(NAMING)
     return names == set(content) and all(publish.sha256_file(edition / n) == content[n] for n in names)
 
 

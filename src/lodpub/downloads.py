@@ -23,6 +23,7 @@ MEDIA_TYPES = {
     ".jsonld": "application/ld+json",
     ".tsv": "text/tab-separated-values; charset=utf-8",
     ".gz": "application/gzip",
+    ".atom": "application/atom+xml",
 }
 VERSIONED_CACHE = "public, max-age=31536000, immutable"
 PLAIN_CACHE = "public, max-age=300"

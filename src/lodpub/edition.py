@@ -26,6 +26,7 @@ from .engine import Engine
 from .linked_data import LinkedData, read_withdrawn
 from .search import Search
 from .settings import Settings
+from .sparql_endpoint import EDITION_KEY
 from .store import cache_root, ensure_caches
 from .vocab import DCAT, DCTERMS, RDFS, SPDX, VOID
 
@@ -121,6 +122,11 @@ class Edition:
         """Stop this edition's workers once no request reads it any more."""
         await self._idle.wait()
         await self.engine.stop()
+
+
+def edition_of(request) -> Edition:
+    """The edition a request reads: the one that was current when it arrived."""
+    return request.scope[EDITION_KEY]
 
 
 class Editions:

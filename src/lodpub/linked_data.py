@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pyoxigraph as ox
 
+from .snapshots import Snapshot
 from .vocab import RDF, RDFS
 
 KINDS = ("measure", "unit", "contact", "strategy", "org", "source")
@@ -47,7 +48,8 @@ def read_withdrawn(register: Path, base: str) -> dict[str, list[str]]:
 
 
 class LinkedData:
-    def __init__(self, store: ox.Store, base: str, withdrawn: dict[str, list[str]]):
+    def __init__(self, store: ox.Store | Snapshot, base: str, withdrawn: dict[str, list[str]]):
+        """``store``: the edition's query store, or a snapshot of an earlier edition (lookups by subject)."""
         self.store = store
         self.base = base
         self.withdrawn = withdrawn
@@ -84,4 +86,8 @@ class LinkedData:
         return found
 
     def types(self, iri: str) -> list[str]:
-        return [q.object.value for q in self.store.quads_for_pattern(ox.NamedNode(iri), RDF.type, None)]
+        return self.objects(iri, RDF.type)
+
+    def objects(self, iri: str, predicate: ox.NamedNode) -> list[str]:
+        """The values of ``predicate`` on ``iri`` (IRIs or lexical forms)."""
+        return [q.object.value for q in self.store.quads_for_pattern(ox.NamedNode(iri), predicate, None)]

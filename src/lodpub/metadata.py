@@ -89,6 +89,12 @@ def issued_time(settings: Settings, environ: dict[str, str]) -> str:
     return settings.modified
 
 
+def moment(issued: str) -> datetime:
+    """When an edition was issued, as an aware datetime (a date alone is its midnight, UTC)."""
+    when = datetime.fromisoformat(issued.replace("Z", "+00:00"))
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+
+
 def edition_iri(settings: Settings, name: str) -> NamedNode:
     return NamedNode(f"{settings.dataset_iri}/{name}")
 

@@ -24,36 +24,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.staticfiles import StaticFiles
 
-from . import downloads, negotiation, results, sparql_endpoint, web
-from .edition import Edition, Editions
+from . import downloads, history, negotiation, sparql_endpoint, web
+from .edition import EDITION_KEY, Edition, Editions, edition_of
+from .history import History
 from .linked_data import KINDS
+from .responses import DOC_FORMATS, document_format, message, rdf, split_extension
 from .settings import Settings
-from .vocab import prefixes
 
 IDENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-EXTENSIONS = {"ttl": "ttl", "nt": "nt", "jsonld": "jsonld", "rdf": "rdf", "html": "html"}
-DOC_FORMATS = (negotiation.HTML, *negotiation.GRAPH)
-EDITION_KEY = "lodpub.edition"  # where a request's edition is kept in its ASGI scope
-
-
-def edition_of(request: Request) -> Edition:
-    """The edition this request reads: the one that was current when it arrived."""
-    return request.scope[EDITION_KEY]
-
-
-def rdf(edition: Edition, triples: list[ox.Triple], fmt: negotiation.Format, headers: dict[str, str]) -> Response:
-    body = results.graph(triples, fmt.name, results.used_prefixes(triples, prefixes(edition.base)))
-    media = fmt.media_type + ("; charset=utf-8" if fmt.media_type.startswith("text/") else "")
-    return Response(body, media_type=media, headers=headers)
-
-
-def message(edition: Edition, request: Request, status: int, title: str, text: str, iri: str = "",
-            links: list[str] | None = None) -> Response:
-    """An error or notice: HTML for a browser, plain text for everyone else."""
-    if "text/html" in request.headers.get("accept", ""):
-        return web.render(edition, request, "message.html", status, title=title, message=text, iri=iri,
-                          links=links or [])
-    return sparql_endpoint.text(status, f"{title}: {text}")
 
 
 def create_app(dist: Path, settings: Settings) -> EditionScope:
@@ -69,6 +47,7 @@ def create_app(dist: Path, settings: Settings) -> EditionScope:
 
     app = FastAPI(title="lodpub", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.editions = editions
+    app.state.history = History(editions)
 
     @app.exception_handler(Exception)
     async def internal_error(request: Request, exc: Exception) -> Response:
@@ -122,7 +101,8 @@ def create_app(dist: Path, settings: Settings) -> EditionScope:
         iri = f"{settings.base}id/{kind}/{ident}"
         status = await run_in_threadpool(resource_status, edition_of(request), kind, ident, iri)
         if status == 200:
-            return RedirectResponse(f"/doc/{kind}/{ident}", status_code=303, headers={"Vary": "Accept"})
+            return RedirectResponse(f"/doc/{kind}/{ident}", status_code=303,
+                                    headers={"Vary": "Accept", "Link": history.links(request, kind, ident)})
         return not_found(request, status, iri)
 
     def resource_status(edition: Edition, kind: str, ident: str, iri: str) -> int:
@@ -150,32 +130,27 @@ def create_app(dist: Path, settings: Settings) -> EditionScope:
     @app.api_route("/doc/{kind}/{ident}", methods=["GET", "HEAD"])
     async def document(request: Request, kind: str, ident: str) -> Response:
         edition = edition_of(request)
-        stem, _, ext = ident.rpartition(".") if "." in ident and ident.rsplit(".", 1)[1] in EXTENSIONS \
-            else (ident, "", "")
+        stem, ext = split_extension(ident)
         iri = f"{settings.base}id/{kind}/{stem}"
         status = await run_in_threadpool(resource_status, edition, kind, stem, iri)
         if status != 200:
             return not_found(request, status, iri)
-        fmt = _negotiate(request, ext)
+        fmt = document_format(request, ext)
         path = f"/doc/{kind}/{stem}"
-        headers = {"Vary": "Accept", "Content-Location": f"{path}.{fmt.name}"}
+        headers = {"Vary": "Accept", "Content-Location": f"{path}.{fmt.name}",
+                   "Link": history.links(request, kind, stem)}
         if fmt is negotiation.HTML:
             asked = request.query_params.get("page", "1")
             page = max(1, int(asked)) if asked.isdigit() else 1
             size = settings.page_size
             description = await run_in_threadpool(edition.ld.describe, iri, size, (page - 1) * size)
-            response = web.resource_page(edition, request, description, page, path)
+            versions = await run_in_threadpool(app.state.history.versions, edition, iri)
+            response = web.resource_page(edition, request, description, page, path, timemap=f"/timemap/{kind}/{stem}",
+                                         versions=history.page_versions(versions, kind, stem, web.language(request)))
             response.headers.update(headers)
             return response
         description = await run_in_threadpool(edition.ld.describe, iri)
         return rdf(edition, description.all_triples(), fmt, headers)
-
-    def _negotiate(request: Request, ext: str) -> negotiation.Format:
-        try:
-            return negotiation.choose(DOC_FORMATS, request.headers.get("accept"),
-                                      EXTENSIONS.get(ext) or request.query_params.get("format"))
-        except negotiation.NotAcceptable as exc:
-            raise sparql_endpoint.ProtocolError(406, str(exc)) from None
 
     @app.api_route("/def/{name}", methods=["GET", "HEAD"])
     async def vocabulary(request: Request, name: str) -> Response:
@@ -184,7 +159,7 @@ def create_app(dist: Path, settings: Settings) -> EditionScope:
         source = {"lodpub": "ontology.ttl", "shapes": "shapes.ttl"}.get(stem)
         if source is None:
             return not_found(request, 404, f"{settings.base}def/{name}")
-        fmt = _negotiate(request, ext)
+        fmt = document_format(request, ext)
         headers = {"Vary": "Accept", "Content-Location": f"/def/{stem}.{fmt.name}"}
         if fmt is negotiation.HTML:
             return web.vocabulary_page(edition, request, stem)
@@ -199,7 +174,7 @@ def create_app(dist: Path, settings: Settings) -> EditionScope:
     async def dataset(request: Request) -> Response:
         edition = edition_of(request)
         ext = request.query_params.get("format", "")
-        fmt = _negotiate(request, ext)
+        fmt = document_format(request, ext)
         if fmt is negotiation.HTML:
             return web.landing(edition, request)
         if fmt.name == "ttl":
@@ -225,6 +200,7 @@ def create_app(dist: Path, settings: Settings) -> EditionScope:
             return not_found(request, 404, f"{settings.base}data/{version}/{name}")
         return downloads.serve(request, files, name, versioned=True)
 
+    app.include_router(history.router)
     app.mount("/static", StaticFiles(directory=Path(__file__).resolve().parent / "static"), name="static")
     app.add_middleware(CORSMiddleware, allow_origins=["*"], allow_credentials=False,
                        allow_methods=["GET", "POST", "HEAD", "OPTIONS"], allow_headers=["*"],

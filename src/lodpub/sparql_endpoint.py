@@ -28,6 +28,7 @@ Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+EDITION_KEY = "lodpub.edition"  # where a request's edition (edition.Edition) is kept in its ASGI scope
 
 FORMATS_NS = "http://www.w3.org/ns/formats/"
 RESULT_FORMATS = ("SPARQL_Results_JSON", "SPARQL_Results_XML", "SPARQL_Results_CSV", "SPARQL_Results_TSV",
@@ -168,7 +169,7 @@ class Endpoint:
         if scope["type"] != "http" or scope["path"] != "/sparql" or method not in ("GET", "HEAD", "POST"):
             return await self.framework(scope, receive, send)
         start = time.perf_counter()
-        edition = scope["lodpub.edition"]
+        edition = scope[EDITION_KEY]
         cache = edition.answers
         headers = {name: value for name, value in scope["headers"]
                    if name in (b"accept", b"content-type", b"content-length", b"accept-encoding")}

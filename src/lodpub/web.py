@@ -24,6 +24,7 @@ from .vocab import ORG, RDF, SKOS, lodpub
 
 if TYPE_CHECKING:
     from .edition import Edition
+    from .linked_data import LinkedData
 
 LANGUAGES = ("ja", "en")
 # How a link reads from the other end: "a unit of this" is a sub-unit, and so on.
@@ -168,9 +169,13 @@ def browse_list(edition: Edition, kind: str) -> list[dict[str, Any]]:
 
 # ------------------------------------------------------------------ resources
 
-def resource_page(edition: Edition, request: Request, description, page: int, path: str) -> HTMLResponse:
+def resource_page(edition: Edition, request: Request, description, page: int, path: str,
+                  ld: LinkedData | None = None, **extra: Any) -> HTMLResponse:
+    """A resource's page; ``ld``: where its links' labels are looked up (an earlier edition, for a memento),
+    ``extra``: more for the template (its versions, or the edition a memento is from)."""
     lang = language(request)
     lp = lodpub(edition.base)
+    ld = ld or edition.ld
     renderer = pages.Renderer(edition.term_labels, lang, edition.local)
     iri = description.iri
     own = [t for t in description.outgoing if t.subject.value == iri]
@@ -179,11 +184,12 @@ def resource_page(edition: Edition, request: Request, description, page: int, pa
         if t.subject.value != iri:
             parts.setdefault(t.subject.value, []).append(t)
     types = {t.object.value for t in own if t.predicate == RDF.type}
-    chain = unit_chain(edition, iri, own)
+    chain = unit_chain(ld, iri, own)
     iris = [t.object.value for t in description.all_triples() if isinstance(t.object, ox.NamedNode)]
     iris += [t.subject.value for t in description.incoming] + [iri] + [u for u, _ in chain]
-    labels = edition.ld.labels(iris)
-    phones = {c: tel for c in set(iris) for tel in telephone_of(edition, c, lp)}
+    labels = ld.labels(iris)
+    phones = {c: tel for c in set(iris) if c.startswith(f"{edition.base}id/contact/")
+              for tel in ld.objects(c, lp.telephone)}
     renderer.telephones = phones
     title = pages.pick(labels.get(iri), lang) or iri.rsplit("/", 1)[-1]
     alternates = [pages.Alternate(name, f.media_type, f"{path}.{f.name}")
@@ -202,7 +208,7 @@ def resource_page(edition: Edition, request: Request, description, page: int, pa
                 "properties": renderer.rows(t, labels)} for p, t in parts.items()],
         incoming=incoming, incoming_total=description.incoming_total, page=page,
         pages=max(1, math.ceil(description.incoming_total / edition.settings.page_size)),
-        schema=schema_script(schema_of(edition, iri, types, own, labels, chain, phones, lang)))
+        schema=schema_script(schema_of(edition, iri, types, own, labels, chain, phones, lang)), **extra)
 
 
 def part_title(renderer: pages.Renderer, iri: str, triples: list[ox.Triple]) -> str:
@@ -212,9 +218,9 @@ def part_title(renderer: pages.Renderer, iri: str, triples: list[ox.Triple]) -> 
     return f"{renderer.term(kind)} ({fragment})" if kind else fragment
 
 
-def unit_chain(edition: Edition, iri: str, own: list[ox.Triple]) -> list[tuple[str, int]]:
+def unit_chain(ld: LinkedData, iri: str, own: list[ox.Triple]) -> list[tuple[str, int]]:
     """From the government down to this unit (or to a measure's responsible unit): (IRI, depth)."""
-    lp = lodpub(edition.base)
+    lp = lodpub(ld.base)
     start = next((t.object.value for t in own if t.predicate == lp.responsibleUnit), None)
     if start is None and any(t.predicate == ORG.unitOf for t in own):
         start = iri
@@ -222,15 +228,8 @@ def unit_chain(edition: Edition, iri: str, own: list[ox.Triple]) -> list[tuple[s
     node = start
     while node and node not in chain and len(chain) < 12:
         chain.append(node)
-        node = next((q.object.value for q in edition.store.quads_for_pattern(ox.NamedNode(node), ORG.unitOf, None)),
-                    None)
+        node = next(iter(ld.objects(node, ORG.unitOf)), None)
     return [(u, depth) for depth, u in enumerate(reversed(chain))]
-
-
-def telephone_of(edition: Edition, iri: str, lp) -> list[str]:
-    if not iri.startswith(f"{edition.base}id/contact/"):
-        return []
-    return [q.object.value for q in edition.store.quads_for_pattern(ox.NamedNode(iri), lp.telephone, None)]
 
 
 def schema_of(edition: Edition, iri: str, types: set[str], own: list[ox.Triple], labels, chain, phones,

@@ -1,0 +1,51 @@
+"""The answers routes share: a notice or error (HTML for a browser, text for everyone else), RDF in the
+negotiated format, and a document's format from its extension or ``Accept``."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pyoxigraph as ox
+from starlette.requests import Request
+from starlette.responses import Response
+
+from . import negotiation, results, sparql_endpoint, web
+from .vocab import prefixes
+
+if TYPE_CHECKING:
+    from .edition import Edition
+
+EXTENSIONS = {"ttl": "ttl", "nt": "nt", "jsonld": "jsonld", "rdf": "rdf", "html": "html"}
+DOC_FORMATS = (negotiation.HTML, *negotiation.GRAPH)
+
+
+def message(edition: Edition, request: Request, status: int, title: str, text: str, iri: str = "",
+            links: list[str] | None = None) -> Response:
+    """An error or notice: HTML for a browser, plain text for everyone else."""
+    if "text/html" in request.headers.get("accept", ""):
+        return web.render(edition, request, "message.html", status, title=title, message=text, iri=iri,
+                          links=links or [])
+    return sparql_endpoint.text(status, f"{title}: {text}")
+
+
+def rdf(edition: Edition, triples: list[ox.Triple], fmt: negotiation.Format, headers: dict[str, str]) -> Response:
+    body = results.graph(triples, fmt.name, results.used_prefixes(triples, prefixes(edition.base)))
+    media = fmt.media_type + ("; charset=utf-8" if fmt.media_type.startswith("text/") else "")
+    return Response(body, media_type=media, headers=headers)
+
+
+def split_extension(ident: str) -> tuple[str, str]:
+    """``4.ttl`` → (``4``, ``ttl``); an identifier without a known extension is returned whole."""
+    if "." in ident and ident.rsplit(".", 1)[1] in EXTENSIONS:
+        stem, _, ext = ident.rpartition(".")
+        return stem, ext
+    return ident, ""
+
+
+def document_format(request: Request, ext: str) -> negotiation.Format:
+    """The format a document is asked for in: its extension, ``format=``, or ``Accept``."""
+    try:
+        return negotiation.choose(DOC_FORMATS, request.headers.get("accept"),
+                                  EXTENSIONS.get(ext) or request.query_params.get("format"))
+    except negotiation.NotAcceptable as exc:
+        raise sparql_endpoint.ProtocolError(406, str(exc)) from None
