@@ -19,9 +19,10 @@ from lodpub.build import build
 from lodpub.problems import InputError
 from lodpub.published import TreeError
 from lodpub.register import Register
+from lodpub.search import build_index
 from lodpub.settings import Settings
 
-from conftest import SEED, Server, files_of, free_port, lodpub, row
+from conftest import BASE, SEED, Server, files_of, free_port, lodpub, row
 
 
 def seed_with(*extra: str) -> str:
@@ -262,6 +263,8 @@ def test_the_server_moves_to_each_new_edition_while_answering_every_request(tmp_
         old = httpx.get(f"{server.url}/data/{first}/measures.nt", headers={"Accept-Encoding": "identity"})
         assert old.content == (dist / first / "measures.nt").read_bytes()
         assert "目印0" in old.text and "目印5" not in old.text
+        switches = [line for line in server.output().splitlines() if line.startswith('{"event": "edition"')]
+        assert len(switches) == 5 and all('"warmed": 0}' not in line for line in switches)  # warmed up first
         workers = [p for p in _children(server.process.pid) if "forkserver" not in _cmdline(p)]
         assert len(workers) <= 3, "the workers of earlier editions have stopped"  # 2 and a resource tracker
     finally:
@@ -319,3 +322,51 @@ def _cmdline(pid: int) -> str:
     except OSError:
         return ""
 
+
+
+def test_a_table_that_does_not_build_leaves_the_current_edition_served_and_says_why(tmp_path):
+    dist = tmp_path / "dist"
+    good = build_into(dist, seed_with(row(name="目印0")))
+    before = files_of(dist)
+    server = Server(dist, {"LODPUB_WORKERS": "1"})
+    try:
+        bad = tmp_path / "bad.txt"
+        bad.write_text(seed_with(row(name="目印1", phone="03-ABCD-EFGH")), encoding="utf-8")
+        result = lodpub("build", str(bad), "--out", str(dist))
+        assert result.returncode == 1
+        line = len(seed_with().splitlines()) + 1
+        assert result.stderr.splitlines()[0].startswith(f"{bad}:{line}:4: error: 連絡先:")
+        assert "Traceback" not in result.stderr and result.stderr.strip().endswith("nothing was published")
+        assert files_of(dist) == before
+        time.sleep(1)
+        assert httpx.get(server.url + "/health").json()["edition"] == good
+    finally:
+        server.stop()
+
+
+def test_a_search_index_derived_from_the_last_edition_s_is_the_one_built_afresh(tmp_path):
+    import sqlite3
+
+    import pyoxigraph as ox
+    dist = tmp_path / "dist"
+    build_into(dist, seed_with())
+    text = seed_with(row(name="あたらしい移住相談", summary="移住の相談を受け付ける。")).replace(
+        "多摩の魅力発信プロジェクト", "多摩の魅力発信事業").replace("町村の地域課題を解決する", "町村の課題を解決する")
+    second = build_into(dist, "\n".join(line for line in text.splitlines()
+                                       if not line.startswith("多摩・島しょ移住・定住フェア")) + "\n")
+    cache = tmp_path / "dist.cache" / second
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    store = ox.Store.read_only(str(cache / "store"))
+    build_index(fresh, store, BASE, second)
+
+    def rows(path):
+        with sqlite3.connect(path) as db:
+            return db.execute("SELECT id, iri, name, summary, former FROM measure ORDER BY id").fetchall()
+    derived = rows(cache / "search.sqlite")
+    assert derived == rows(fresh / "search.sqlite")
+    assert any(r[2] == "多摩の魅力発信事業" and r[4] == "多摩の魅力発信プロジェクト" for r in derived)
+    assert not any(r[2] == "多摩・島しょ移住・定住フェア" for r in derived)
+    from lodpub.search import Search
+    for query in ("移住", "魅力発信プロジェクト", "相談を受け付ける"):
+        assert Search(cache / "search.sqlite").find(query) == Search(fresh / "search.sqlite").find(query)

@@ -17,7 +17,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import changes, feed, jsonld, metadata, publish, published, validation
+from . import changes, feed, jsonld, metadata, publish, published, search, validation
 from .cells import Measure, interpret
 from .mapping import Mapper
 from .problems import InputError, Problem, Severity, errors
@@ -162,7 +162,8 @@ def build(paths: Sequence[Path], out: Path, settings: Settings, register: Regist
     anything is wrong. ``register``: the identifier register to use and update (None: the register of the
     current edition in ``out``, read and never written, else a fresh one)."""
     env = dict(os.environ if environ is None else environ)
-    register = published_register(out) if register is None else register
+    given = register is not None
+    register = register if register is not None else published_register(out)
     result = BuildResult(out)
     base = settings.base
     problems: list[Problem] = []
@@ -170,7 +171,7 @@ def build(paths: Sequence[Path], out: Path, settings: Settings, register: Regist
     with _stage(result, "read", progress):
         published.check_layout(out)
         current = published.current(out)
-        if current:  # before any IRI is minted: this register must know every one already published
+        if current and given:  # before any IRI is minted: this register must know every one already published
             register.check_covers(Register.load(out / current / "register.tsv"), register_name(register))
         sources, measures = read_sources(paths, encoding, problems)
         if errors(problems):
@@ -214,7 +215,8 @@ def build(paths: Sequence[Path], out: Path, settings: Settings, register: Regist
             graph.records.clear()
             _return_freed_memory()
             with _stage(result, "changes", progress):
-                found = changes.between(out / previous / DUMP_NT, tmp / DUMP_NT, settings.base) if previous else []
+                delta = changes.diff(out / previous / DUMP_NT, tmp / DUMP_NT) if previous else None
+                found = changes.between(delta, tmp / DUMP_NT, settings.base) if delta else []
                 result.changes = found
                 history = before.after() if before else ()
                 if before and metadata.moment(issued) < metadata.moment(before.issued):
@@ -241,7 +243,9 @@ def build(paths: Sequence[Path], out: Path, settings: Settings, register: Regist
                 naming(name)
             caches = cache_root(out, settings.cache_dir)
             with _stage(result, "index", progress):
-                ensure_caches(tmp, caches / name, settings.base, name)
+                before_caches = (caches / previous, previous, delta.subjects(search.indexed(settings.base))) \
+                    if previous and delta else None
+                ensure_caches(tmp, caches / name, settings.base, name, before_caches)
             published.place(out, tmp, name)
         # Saved before the pointer moves: an IRI minted here and never published is harmless; one published
         # and then forgotten by the register would be minted again for something else.

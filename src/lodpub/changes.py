@@ -70,13 +70,36 @@ def _differing(old: Path, new: Path) -> Iterator[tuple[bool, bytes]]:
         yield previous[1] == 1, previous[0]
 
 
-def between(old: Path, new: Path, base: str) -> list[Change]:
-    """The changes from the edition whose dump is ``old`` to the one whose dump is ``new``."""
+@dataclass(frozen=True)
+class Delta:
+    """The lines of one dump that are not in the other: what an edition removed and added."""
+
+    removed: list[bytes]
+    added: list[bytes]
+
+    def subjects(self, predicates: tuple[str, ...]) -> set[str]:
+        """The subjects of the differing lines with one of ``predicates``."""
+        wanted = tuple(f"> <{p}> ".encode() for p in predicates)
+        return {line[1:line.index(b">")].decode() for line in (*self.removed, *self.added)
+                if any(w in line for w in wanted)}
+
+
+def diff(old: Path, new: Path) -> Delta:
+    """Every line of the sorted dump ``old`` that is not in ``new``, and the other way round."""
+    removed: list[bytes] = []
+    added: list[bytes] = []
+    for is_new, line in _differing(old, new):
+        (added if is_new else removed).append(line)
+    return Delta(removed, added)
+
+
+def between(delta: Delta, new: Path, base: str) -> list[Change]:
+    """The changes an edition made (``delta`` from the edition before; ``new``: its dump)."""
     ours = f"<{base}id/".encode()
     derived = f"<{lodpub(base).nameOrder.value}>".encode()
     removed: dict[str, list[bytes]] = defaultdict(list)
     added: dict[str, list[bytes]] = defaultdict(list)
-    for is_new, line in _differing(old, new):
+    for is_new, line in [(False, line) for line in delta.removed] + [(True, line) for line in delta.added]:
         if not line.startswith(ours) or derived in line:
             continue
         subject = line[1:line.index(b">")].decode()

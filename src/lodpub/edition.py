@@ -32,6 +32,7 @@ from .vocab import DCAT, DCTERMS, RDFS, SPDX, VOID
 
 log = logging.getLogger("lodpub")
 FILE_INDEXES_KEPT = 16  # earlier editions whose file lists are kept, for /data/<edition>/FILE
+WARM_REQUESTS, WARM_SECONDS = 64, 5.0  # what a new edition answers before it is switched to
 
 
 def read_void(edition: Path) -> list[ox.Triple]:
@@ -201,14 +202,17 @@ class Editions:
             try:
                 new = await asyncio.to_thread(Edition, self.dist, name, self.settings, self.templates)
                 await new.start()
+                # The requests the old edition answered last, asked of the new one first: its workers and the
+                # cost of each are warm before any client reaches it.
+                warmed = await new.engine.warm(self.current.engine.recent(WARM_REQUESTS), WARM_SECONDS)
             except Exception as exc:  # a broken edition must not take the served one down with it
                 log.error("cannot serve edition %s (%s: %s); still serving %s", name, type(exc).__name__, exc,
                           self.current.name)
                 return False
             old, self.current = self.current, new
             self.switches += 1
-            log.info('{"event": "edition", "edition": "%s", "previous": "%s", "reason": "%s"}', name, old.name,
-                     reason)
+            log.info('{"event": "edition", "edition": "%s", "previous": "%s", "reason": "%s", "warmed": %d}', name,
+                     old.name, reason, warmed)
             self._retiring.add(old)
             self._track(self._retire(old))
             return True

@@ -40,6 +40,8 @@ there once, and measured again.)
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import csv
 import gzip
 import io
@@ -337,6 +339,25 @@ class Engine:
                 raise
         self._remember(request, costs, outcome.store, outcome.seconds)
         return outcome
+
+    def recent(self, count: int) -> list[tuple[Request, float]]:
+        """The requests answered most recently, newest first, each with its fastest run so far."""
+        return [(request, min(self._cost[request].values())) for request in reversed(self._cost)][:count]
+
+    async def warm(self, requests: Sequence[tuple[Request, float]], seconds: float) -> int:
+        """Answer each request once (for nobody) whose known cost fits in what is left of ``seconds``, so
+        that the first clients do not meet cold workers and each one's cost here is known; returns how many
+        were answered. (A query is never cut short: stopping one costs its worker.)"""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        done = 0
+        for request, cost in requests:
+            if loop.time() + cost * 2 > deadline:
+                continue
+            with contextlib.suppress(QueryTimeout, WorkerLost, QueryFailed):
+                await self.answer(request)
+                done += 1
+        return done
 
     def _remember(self, request: Request, costs: dict[str, float], kind: str, seconds: float) -> None:
         if len(request.query) <= COST_QUERY_MAX:

@@ -12,6 +12,7 @@ by ``lodpub build`` from the query store, and by the server when it is missing.
 from __future__ import annotations
 
 import os
+import shutil
 import sqlite3
 import tempfile
 from dataclasses import dataclass
@@ -48,28 +49,65 @@ class Hit:
         return Markup(f"<mark>{escape(query)}</mark>").join(escape(p) for p in parts)
 
 
-def build_index(cache: Path, store: ox.Store, base: str, version: str) -> Path:
-    """Write ``cache/search.sqlite`` from the store (atomically)."""
+def indexed(base: str) -> tuple[str, ...]:
+    """What a measure's row is made of: a change to any of these changes its row."""
+    return (RDF.type.value, RDFS.label.value, lodpub(base).summary.value, SKOS.hiddenLabel.value)
+
+
+def _rows(store: ox.Store, base: str, only: set[str] | None = None) -> list[tuple[int, str, str, str, str]]:
+    """(number, IRI, name, summary, former names) of every measure, or of those in ``only``."""
     lp = lodpub(base)
-    # Three scans joined here are much faster than three lookups per measure.
-    measures = {q.subject.value for q in store.quads_for_pattern(None, RDF.type, lp.Measure)}
-    names = {q.subject.value: q.object.value for q in store.quads_for_pattern(None, RDFS.label, None)
+    if only is None:  # three scans joined here are much faster than three lookups per measure
+        measures = {q.subject.value for q in store.quads_for_pattern(None, RDF.type, lp.Measure)}
+        labels = store.quads_for_pattern(None, RDFS.label, None)
+        summaries = store.quads_for_pattern(None, lp.summary, None)
+        hidden = store.quads_for_pattern(None, SKOS.hiddenLabel, None)
+    else:
+        nodes = [ox.NamedNode(iri) for iri in sorted(only)]
+        measures = {n.value for n in nodes if next(iter(store.quads_for_pattern(n, RDF.type, lp.Measure)), None)}
+        labels = [q for n in nodes for q in store.quads_for_pattern(n, RDFS.label, None)]
+        summaries = [q for n in nodes for q in store.quads_for_pattern(n, lp.summary, None)]
+        hidden = [q for n in nodes for q in store.quads_for_pattern(n, SKOS.hiddenLabel, None)]
+    names = {q.subject.value: q.object.value for q in labels
              if q.object.language == "ja" and q.subject.value in measures}
-    summaries = {q.subject.value: q.object.value for q in store.quads_for_pattern(None, lp.summary, None)}
+    summary = {q.subject.value: q.object.value for q in summaries}
     former: dict[str, list[str]] = {}
-    for q in store.quads_for_pattern(None, SKOS.hiddenLabel, None):
+    for q in hidden:
         if q.subject.value in measures:
             former.setdefault(q.subject.value, []).append(q.object.value)
-    rows = sorted(((iri, names.get(iri, ""), summaries.get(iri, ""), " / ".join(sorted(former.get(iri, []))))
-                   for iri in measures), key=lambda r: _number(r[0]))
+    return sorted((_number(iri), iri, names.get(iri, ""), summary.get(iri, ""), " / ".join(sorted(former.get(iri, []))))
+                  for iri in measures)
+
+
+def build_index(cache: Path, store: ox.Store, base: str, version: str, previous: Path | None = None,
+                touched: set[str] | None = None) -> Path:
+    """Write ``cache/search.sqlite`` from the store, atomically: afresh, or from the ``previous`` edition's
+    index by replacing the rows of the measures ``touched`` (each row's number is its measure's, so both ways
+    give the same rows and the same answers)."""
     fd, tmp = tempfile.mkstemp(dir=cache, prefix=".search-new-")
     os.close(fd)
     try:
-        with sqlite3.connect(tmp) as db:
-            db.executescript(SCHEMA)
-            db.executemany("INSERT INTO measure (iri, name, summary, former) VALUES (?, ?, ?, ?)", rows)
-            db.execute("INSERT INTO measure_text (measure_text) VALUES ('rebuild')")
-            db.execute("INSERT INTO about VALUES ('version', ?)", (version,))
+        if previous is not None and touched is not None:
+            shutil.copyfile(previous, tmp)
+            with sqlite3.connect(tmp) as db:
+                for iri in sorted(touched):
+                    old = db.execute("SELECT id, name, summary, former FROM measure WHERE iri = ?", (iri,)).fetchone()
+                    if old is not None:
+                        db.execute("INSERT INTO measure_text (measure_text, rowid, name, summary, former) "
+                                   "VALUES ('delete', ?, ?, ?, ?)", old)
+                        db.execute("DELETE FROM measure WHERE id = ?", (old[0],))
+                rows = _rows(store, base, touched)
+                db.executemany("INSERT INTO measure (id, iri, name, summary, former) VALUES (?, ?, ?, ?, ?)", rows)
+                db.executemany("INSERT INTO measure_text (rowid, name, summary, former) VALUES (?, ?, ?, ?)",
+                               [(r[0], r[2], r[3], r[4]) for r in rows])
+                db.execute("UPDATE about SET value = ? WHERE key = 'version'", (version,))
+        else:
+            with sqlite3.connect(tmp) as db:
+                db.executescript(SCHEMA)
+                db.executemany("INSERT INTO measure (id, iri, name, summary, former) VALUES (?, ?, ?, ?, ?)",
+                               _rows(store, base))
+                db.execute("INSERT INTO measure_text (measure_text) VALUES ('rebuild')")
+                db.execute("INSERT INTO about VALUES ('version', ?)", (version,))
         db.close()
         os.replace(tmp, cache / INDEX)
     except BaseException:
@@ -85,9 +123,10 @@ def ensure_index(cache: Path, store: ox.Store, base: str, version: str) -> Path:
     return build_index(cache, store, base, version)
 
 
-def _number(iri: str) -> tuple[int, str]:
+def _number(iri: str) -> int:
+    """A measure's number (its row's id): the last segment of its IRI."""
     tail = iri.rsplit("/", 1)[-1]
-    return (int(tail), iri) if tail.isdigit() else (0, iri)
+    return int(tail) if tail.isdigit() else 0
 
 
 def index_version(path: Path) -> str | None:

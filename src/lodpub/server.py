@@ -250,7 +250,7 @@ def wants_editor(accept: str | None, requested_format: str | None) -> bool:
 
 
 class AccessLog:
-    """One JSON line per request on standard error: method, path, status, bytes, milliseconds.
+    """One JSON line per request on standard error: method, path, status, bytes, milliseconds, client, edition.
 
     It wraps the framework's app; the SPARQL endpoint in front of it records its own
     requests through ``record``. Lines are written together once per turn of the event
@@ -285,12 +285,14 @@ class AccessLog:
     def record(self, scope, status: int, size: int, start: float) -> None:
         """Log one request that began at ``start`` (``time.perf_counter()``)."""
         client = scope.get("client") or ("", 0)
+        edition = scope.get(EDITION_KEY)
         # Written out rather than json.dumps(dict): this runs for every request, and only the strings
         # need JSON's escaping.
         line = (f'{{"method": {quote(scope["method"])}, "path": {quote(scope["path"])}, '
                 f'"query": {quote(scope.get("query_string", b"").decode("latin-1")[:200])}, '
                 f'"status": {status}, "bytes": {size}, '
-                f'"ms": {(time.perf_counter() - start) * 1000:.1f}, "client": {quote(str(client[0]))}}}')
+                f'"ms": {(time.perf_counter() - start) * 1000:.1f}, "client": {quote(str(client[0]))}, '
+                f'"edition": "{edition.name if edition else ""}"}}')
         self.pending.append(line)
         if len(self.pending) == 1:
             asyncio.get_running_loop().call_soon(self.flush)

@@ -55,14 +55,21 @@ def build_store(dump: Path, cache: Path) -> Path:
     return target
 
 
-def ensure_caches(edition: Path, cache: Path, base: str, name: str) -> ox.Store:
+def ensure_caches(edition: Path, cache: Path, base: str, name: str,
+                  previous: tuple[Path, str, set[str]] | None = None) -> ox.Store:
     """The query store and search index of the edition ``name`` (whose files are in ``edition``) in
-    ``cache``, built first where missing; returns the store opened read-only."""
+    ``cache``, built first where missing; returns the store opened read-only. ``previous``: the cache of
+    the edition before, its name, and the measures whose search rows changed since (the search index is
+    then that edition's with those rows replaced: ~0.5 s against ~6 s afresh at 100,000 measures)."""
     if not (cache / STORE_DIR / MARKER).exists():
         build_store(edition / DUMP_NT, cache)
     store = open_read_only(cache)
-    from .search import ensure_index
-    ensure_index(cache, store, base, name)
+    from .search import INDEX, build_index, ensure_index, index_version
+    if previous is not None and index_version(previous[0] / INDEX) == previous[1] \
+            and index_version(cache / INDEX) != name:
+        build_index(cache, store, base, name, previous[0] / INDEX, previous[2])
+    else:
+        ensure_index(cache, store, base, name)
     return store
 
 
