@@ -227,12 +227,19 @@ def links(request: Request, kind: str, ident: str, versions: list[Version] | Non
     return ", ".join(out)
 
 
+async def _versions(request: Request, kind: str, ident: str) -> list[Version]:
+    edition = edition_of(request)
+    return await run_in_threadpool(_history(request).versions, edition, f"{edition.base}id/{kind}/{ident}")
+
+
+NO_VERSION = "no version of this resource is kept\n"
+
+
 @router.api_route("/timegate/{kind}/{ident}", methods=["GET", "HEAD"])
 async def timegate(request: Request, kind: str, ident: str) -> Response:
-    edition, history = edition_of(request), _history(request)
-    versions = await run_in_threadpool(history.versions, edition, f"{edition.base}id/{kind}/{ident}")
+    versions = await _versions(request, kind, ident)
     if not versions:
-        return PlainTextResponse("no version of this resource is kept\n", status_code=404)
+        return PlainTextResponse(NO_VERSION, status_code=404)
     asked = request.headers.get("accept-datetime")
     chosen = versions[-1]
     if asked:
@@ -250,10 +257,9 @@ async def timegate(request: Request, kind: str, ident: str) -> Response:
 
 @router.api_route("/timemap/{kind}/{ident}", methods=["GET", "HEAD"])
 async def timemap(request: Request, kind: str, ident: str) -> Response:
-    edition, history = edition_of(request), _history(request)
-    versions = await run_in_threadpool(history.versions, edition, f"{edition.base}id/{kind}/{ident}")
+    versions = await _versions(request, kind, ident)
     if not versions:
-        return PlainTextResponse("no version of this resource is kept\n", status_code=404)
+        return PlainTextResponse(NO_VERSION, status_code=404)
     root = str(request.base_url).rstrip("/")
     lines = [f'<{root}/doc/{kind}/{ident}>;rel="original"', f'<{root}/timegate/{kind}/{ident}>;rel="timegate"',
              f'<{root}/timemap/{kind}/{ident}>;rel="self";type="{LINK_FORMAT}";'

@@ -91,7 +91,8 @@ def build_index(cache: Path, store: ox.Store, base: str, version: str, previous:
             shutil.copyfile(previous, tmp)
             with sqlite3.connect(tmp) as db:
                 for iri in sorted(touched):
-                    old = db.execute("SELECT id, name, summary, former FROM measure WHERE iri = ?", (iri,)).fetchone()
+                    old = db.execute("SELECT id, name, summary, former FROM measure WHERE id = ?",
+                                     (_number(iri),)).fetchone()
                     if old is not None:
                         db.execute("INSERT INTO measure_text (measure_text, rowid, name, summary, former) "
                                    "VALUES ('delete', ?, ?, ?, ?)", old)
