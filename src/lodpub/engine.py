@@ -345,18 +345,24 @@ class Engine:
         return [(request, min(self._cost[request].values())) for request in reversed(self._cost)][:count]
 
     async def warm(self, requests: Sequence[tuple[Request, float]], seconds: float) -> int:
-        """Answer each request once (for nobody) whose known cost fits in what is left of ``seconds``, so
-        that the first clients do not meet cold workers and each one's cost here is known; returns how many
-        were answered. (A query is never cut short: stopping one costs its worker.)"""
+        """Make the workers ready for ``requests`` within about ``seconds``: wait for the copies in memory to
+        load (a bounded part of the time), then answer each request (for nobody) once on each kind of worker
+        while its known cost fits in what is left, so that the first clients meet neither a cold worker nor a
+        first try of their request on another kind; returns how many runs were made. (A query is never cut
+        short: stopping one costs its worker.)"""
+        assert self.pool is not None, "the engine is not started"
         loop = asyncio.get_running_loop()
         deadline = loop.time() + seconds
+        while self.pool.ready.get(MEMORY, 0) < self.memory_workers and loop.time() < deadline - seconds / 4:
+            await asyncio.sleep(0.05)
         done = 0
-        for request, cost in requests:
-            if loop.time() + cost * 2 > deadline:
-                continue
-            with contextlib.suppress(QueryTimeout, WorkerLost, QueryFailed):
-                await self.answer(request)
-                done += 1
+        for _ in self.pool.names:
+            for request, cost in requests:
+                if loop.time() + cost * 2 > deadline:
+                    continue
+                with contextlib.suppress(QueryTimeout, WorkerLost, QueryFailed):
+                    await self.answer(request)
+                    done += 1
         return done
 
     def _remember(self, request: Request, costs: dict[str, float], kind: str, seconds: float) -> None:
