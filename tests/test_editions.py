@@ -73,6 +73,10 @@ def test_a_build_that_changes_nothing_publishes_nothing(tmp_path):
     assert result.returncode == 0
     assert result.stdout.startswith(f"{dist}/ unchanged: edition {first} already holds exactly these files")
     assert files_of(dist) == before
+    import shutil
+    shutil.rmtree(tmp_path / "dist.cache")  # caches lost (a fresh checkout of a committed tree): made again
+    assert lodpub("build", str(tmp_path / "table.txt"), "--out", str(dist)).returncode == 0
+    assert (tmp_path / "dist.cache" / first / "store" / "COMPLETE").exists() and files_of(dist) == before
 
 
 def test_building_into_the_same_directory_keeps_its_iris_without_naming_a_register(tmp_path):

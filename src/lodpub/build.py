@@ -209,6 +209,8 @@ def build(paths: Sequence[Path], out: Path, settings: Settings, register: Regist
                         (out / previous / DESCRIPTION).read_text(encoding="utf-8") == describe(
                             metadata.EditionRef(before.name, before.previous, issued, before.history)):
                     result.edition, result.unchanged = previous, True
+                    ensure_caches(out / previous, cache_root(out, settings.cache_dir) / previous, settings.base,
+                                  previous)  # so that a server starts at once (nothing is built if they exist)
                     return result
             # The files are written: let the graph go before the changes and caches are worked out from them.
             graph.triples.clear()

@@ -7,7 +7,7 @@ and a fresh one started, while the other workers go on answering.
 Where the workers read (setting ``memory_workers``):
 
 - the disk store: a worker opens the store that ``lodpub build`` wrote to
-  ``dist/store`` read-only. The data lives once, in the operating system's page
+  its edition's cache read-only. The data lives once, in the operating system's page
   cache, so memory does not multiply with the number of workers.
 - an in-memory copy, loaded from ``measures.nt`` by ``memory_workers`` of the
   workers (default one): 2–3x faster on most larger queries at 100,000
@@ -18,7 +18,7 @@ Where the workers read (setting ``memory_workers``):
   These workers join the pool once loaded; a replacement loads again.
 
 Each request goes to an idle worker of the kind it ran fastest on: once on each
-kind (the dataset does not change, so the same request does the same work), then
+kind (an edition does not change, so the same request does the same work), then
 on the faster one, whichever worker is idle when that one is busy. A kind is
 tried only while that cannot cost the request its answer (``preferred_kind``).
 

@@ -142,7 +142,7 @@ def search(edition: Edition, request: Request) -> Response:
 def browse(edition: Edition, request: Request, kind: str) -> HTMLResponse:
     """The strategies, or the bureaus, with how many measures each has."""
     lang = language(request)
-    if kind not in edition.browse_lists:  # the dataset cannot change while it is served: worked out once
+    if kind not in edition.browse_lists:  # an edition never changes: worked out once per edition
         edition.browse_lists[kind] = browse_list(edition, kind)
     items = [dict(item, label=pages.pick(item["labels"], lang)) for item in edition.browse_lists[kind]]
     title = {"strategies": ("戦略", "Strategies"), "bureaus": ("局", "Bureaus")}[kind][lang != "ja"]
