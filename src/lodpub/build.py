@@ -31,7 +31,7 @@ from .vocab import RDFS, prefixes
 
 DUMP = "measures"
 DUMP_NT = f"{DUMP}.nt"
-DESCRIPTION = "void.ttl"
+DESCRIPTION = metadata.DESCRIPTION
 CHANGES, FEED = "changes.ttl", "changes.atom"
 NAMING = (DESCRIPTION, CHANGES, FEED)  # the files that name their own edition, written once the name is known
 SELF = "edition-self"  # the name those files are hashed with: an edition's own is not known before
@@ -200,12 +200,12 @@ def build(paths: Sequence[Path], out: Path, settings: Settings, register: Regist
         result.previous = previous = published.current(out)
         with published.staging(out) as tmp:
             with _stage(result, "write", progress):
-                describe = _write_edition(tmp, graph.triples, settings, rules, findings, register, sources,
-                                          mapper, env)
-                content = {p.name: publish.sha256_file(p) for p in tmp.iterdir()}
+                describe, content = _write_edition(tmp, graph.triples, settings, rules, findings, register,
+                                                   sources, mapper, env)
                 issued = metadata.issued_time(settings, env)
-                before = metadata.read_edition(_void(out / previous), settings) if previous else None
-                if before and _holds(out / previous, content) and \
+                void = metadata.read_description(out / previous) if previous else []
+                before = metadata.read_edition(void, settings) if previous else None
+                if before and _holds(out / previous, void, content, settings) and \
                         (out / previous / DESCRIPTION).read_text(encoding="utf-8") == describe(
                             metadata.EditionRef(before.name, before.previous, issued, before.history)):
                     result.edition, result.unchanged = previous, True
@@ -253,7 +253,7 @@ def build(paths: Sequence[Path], out: Path, settings: Settings, register: Regist
         # and then forgotten by the register would be minted again for something else.
         register.save()
         published.point(out, name)
-        chain = edition_chain(out, settings)
+        chain = [name, *(e.name for e in reversed(history))]  # newest first, as the description lists them
         published.prune(out, chain, settings.keep_editions)
         prune_caches(caches, set(chain[:2]))  # the new edition's, and the one a running server may still be on
     return result
@@ -279,34 +279,18 @@ def register_name(register: Register) -> str:
     return str(register.path) if register.path else "the register"
 
 
-def _void(edition: Path) -> list:
-    import pyoxigraph as ox
-    return [q.triple for q in ox.parse(path=str(edition / DESCRIPTION), format=ox.RdfFormat.TURTLE)]
-
-
-def edition_chain(out: Path, settings: Settings) -> list[str]:
-    """The editions in ``out`` from the current one back through each one's predecessor, while present."""
-    chain: list[str] = []
-    name = published.current(out)
-    while name and (out / name).is_dir() and name not in chain:
-        chain.append(name)
-        try:
-            name = metadata.read_edition(_void(out / name), settings).previous
-        except (OSError, SyntaxError, ValueError, KeyError) as exc:
-            raise published.TreeError(f"cannot read {out / name / DESCRIPTION}: {exc}") from None
-    return chain
-
-
-def _holds(edition: Path, content: dict[str, str]) -> bool:
-    """Whether ``edition`` holds exactly the files ``content`` names, with those SHA-256s, and a description."""
+def _holds(edition: Path, void: list, content: dict[str, str], settings: Settings) -> bool:
+    """Whether ``edition`` holds exactly the files ``content`` names, with those SHA-256s (as its description
+    states them: they are not read again), besides the files that name it."""
+    described = metadata.described_files(void, settings.base, edition.name)
     names = {p.name for p in edition.iterdir()} - set(NAMING)
-    return names == set(content) and all(publish.sha256_file(edition / n) == content[n] for n in names)
+    return names == set(content) and all(described.get(n, (0, ""))[1] == content[n] for n in names)
 
 
 def _write_edition(tmp: Path, triples, settings: Settings, rules: validation.Rules, findings,
-                   register: Register, sources, mapper: Mapper, env) -> Callable[..., str]:
-    """Write every file of the edition into ``tmp`` but its description; return what writes that for a
-    given edition (it names the edition, whose name is the hash of everything else)."""
+                   register: Register, sources, mapper: Mapper, env) -> tuple[Callable[..., str], dict[str, str]]:
+    """Write every file of the edition into ``tmp`` but those that name it; return what writes its
+    description for a given edition (whose name is the hash of everything else), and each file's SHA-256."""
     base = settings.base
     shapes_text, ontology_text, _ = rules.texts
     names = prefixes(base) | {kind: f"{base}id/{kind}/" for kind in ("measure", "unit", "contact", "strategy")}
@@ -347,7 +331,7 @@ def _write_edition(tmp: Path, triples, settings: Settings, rules: validation.Rul
             if any(f.is_violation for f in found):
                 raise GraphInvalid(validation.describe_findings(found, str))
         return publish.turtle_text(description, prefixes(base) | {"data": f"{base}data/"})
-    return describe
+    return describe, {f.name: f.sha256 for f in files}
 
 
 def _describer(graph, base: str) -> Callable[[str], str]:

@@ -5,7 +5,7 @@ when it arrived (``Editions.enter``), so an answer never mixes two editions. Pub
 the pointer in the published tree (``published.py``); the server notices (the pointer is watched, and SIGHUP
 asks it to look), opens the new edition beside the old one, starts its workers, and then replaces the
 current object. Requests already under way finish on the old edition; its workers stop once its last query
-has been answered.
+has been answered (a long download of its files does not keep them).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from .search import Search
 from .settings import Settings
 from .sparql_endpoint import EDITION_KEY
 from .store import cache_root, ensure_caches
-from .vocab import DCAT, DCTERMS, RDFS, SPDX, VOID
+from .vocab import DCTERMS, RDFS, VOID
 
 log = logging.getLogger("lodpub")
 FILE_INDEXES_KEPT = 16  # earlier editions whose file lists are kept, for /data/<edition>/FILE
@@ -36,20 +36,6 @@ FILE_INDEXES_KEPT = 16  # earlier editions whose file lists are kept, for /data/
 # meanwhile: ~5 s at 100,000 measures when idle; it waits for that three quarters of the time at most).
 WARM_REQUESTS, WARM_SECONDS = 64, 8.0
 POLL = 2.0  # seconds between looks at the pointer where the tree cannot be watched
-
-
-def read_void(edition: Path) -> list[ox.Triple]:
-    return [q.triple for q in ox.parse(path=str(edition / "void.ttl"), format=ox.RdfFormat.TURTLE)]
-
-
-def described_files(void: list[ox.Triple], base: str, edition: str) -> dict[str, tuple[int, str]]:
-    """File name → (size, SHA-256) as the edition's description states them."""
-    prefix = f"{base}data/{edition}/"
-    sizes = {t.subject.value[len(prefix):]: int(t.object.value) for t in void
-             if t.predicate == DCAT.byteSize and t.subject.value.startswith(prefix)}
-    sums = {t.subject.value[len(prefix):].removesuffix("#sha256"): t.object.value for t in void
-            if t.predicate == SPDX.checksumValue and t.subject.value.startswith(prefix)}
-    return {name: (size, sums[name]) for name, size in sizes.items() if name in sums}
 
 
 @dataclass(frozen=True)
@@ -61,10 +47,11 @@ class Files:
     last_modified: str  # an HTTP date: when the edition was issued
 
     @classmethod
-    def read(cls, dist: Path, name: str, settings: Settings, void: list[ox.Triple] | None = None) -> Files:
-        void = read_void(dist / name) if void is None else void
-        ref = metadata.read_edition(void, settings)
-        index = downloads.index(dist / name, described_files(void, settings.base, name))
+    def read(cls, dist: Path, name: str, settings: Settings, void: list[ox.Triple] | None = None,
+             ref: metadata.EditionRef | None = None) -> Files:
+        void = metadata.read_description(dist / name) if void is None else void
+        ref = ref or metadata.read_edition(void, settings)
+        index = downloads.index(dist / name, metadata.described_files(void, settings.base, name))
         return cls(name, index, downloads.http_date(ref.issued))
 
 
@@ -78,11 +65,9 @@ class Edition:
         self.settings = settings
         self.base = base = settings.base
         self.templates = templates
-        self.void = read_void(self.path)
+        self.void = metadata.read_description(self.path)
         self.ref = metadata.read_edition(self.void, settings)
-        self.downloads = Files.read(dist, name, settings, self.void)
-        self.files = self.downloads.files
-        self.last_modified = self.downloads.last_modified
+        self.downloads = Files.read(dist, name, settings, self.void, self.ref)
         dataset = ox.NamedNode(settings.dataset_iri)
         about = {t.predicate.value: t.object.value for t in self.void if t.subject == dataset}
         self.triples = int(about[VOID.triples.value])
@@ -103,7 +88,7 @@ class Edition:
         self.engine = Engine(cache / "store", self.path / "measures.nt", settings.workers,
                              settings.memory_workers, settings.query_timeout, local=self.store)
         self.answers = sparql_endpoint.AnswerCache(settings.result_cache_mb * 1024 * 1024)
-        self.active = 0  # requests reading this edition now
+        self.active = 0  # queries at /sparql reading this edition now (pages and files do not need its workers)
         self._idle = asyncio.Event()
         self._idle.set()
 
@@ -123,7 +108,7 @@ class Edition:
         await self.engine.start()
 
     async def retire(self) -> None:
-        """Stop this edition's workers once no request reads it any more."""
+        """Stop this edition's workers once no query may need them any more."""
         await self._idle.wait()
         await self.engine.stop()
 

@@ -13,8 +13,9 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
-from pyoxigraph import Literal, NamedNode, Triple
+from pyoxigraph import Literal, NamedNode, RdfFormat, Triple, parse
 
 from .settings import Settings
 from .vocab import DCAT, DCTERMS, RDF, SPDX, VOID, XSD, lodpub
@@ -189,6 +190,24 @@ def _distributions(add, settings: Settings, dataset: NamedNode, files: Sequence[
         add(Triple(url, DCAT.byteSize, Literal(str(info.size), datatype=XSD.nonNegativeInteger)))
         add(Triple(url, DCTERMS.license, NamedNode(settings.license)))
         _checksum(add, url, info.sha256)
+
+
+DESCRIPTION = "void.ttl"  # an edition's description, among its files
+
+
+def read_description(edition: Path) -> list[Triple]:
+    """The triples of the description in the directory of an edition."""
+    return [q.triple for q in parse(path=str(edition / DESCRIPTION), format=RdfFormat.TURTLE)]
+
+
+def described_files(void: Sequence[Triple], base: str, edition: str) -> dict[str, tuple[int, str]]:
+    """File name → (size, SHA-256) of each file of ``edition``, as its description states them."""
+    prefix = f"{base}data/{edition}/"
+    sizes = {t.subject.value[len(prefix):]: int(t.object.value) for t in void
+             if t.predicate == DCAT.byteSize and t.subject.value.startswith(prefix)}
+    sums = {t.subject.value[len(prefix):].removesuffix("#sha256"): t.object.value for t in void
+            if t.predicate == SPDX.checksumValue and t.subject.value.startswith(prefix)}
+    return {name: (size, sums[name]) for name, size in sizes.items() if name in sums}
 
 
 def read_edition(void: Sequence[Triple], settings: Settings) -> EditionRef:

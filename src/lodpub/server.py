@@ -184,7 +184,7 @@ def create_app(dist: Path, settings: Settings) -> EditionScope:
     @app.api_route("/data/{name}", methods=["GET", "HEAD"])
     async def download(request: Request, name: str) -> Response:
         edition = edition_of(request)
-        if name not in edition.files:
+        if name not in edition.downloads.files:
             return not_found(request, 404, f"{settings.base}data/{name}")
         return downloads.serve(request, edition.downloads, name)
 
@@ -214,7 +214,8 @@ EDITION_HEADER = b"lodpub-edition"
 
 class EditionScope:
     """In front of everything: each HTTP request reads the edition current at its arrival, which every
-    answer names in a ``Lodpub-Edition`` header; an edition is retired only when no request reads it."""
+    answer names in a ``Lodpub-Edition`` header. (Pages and files need nothing but the edition's read-only
+    store and files, kept while any request holds it; its workers are held by the queries, in ``Endpoint``.)"""
 
     def __init__(self, app, editions: Editions):
         self.app = app
@@ -232,11 +233,7 @@ class EditionScope:
                 event.setdefault("headers", []).append((EDITION_HEADER, name))
             await send(event)
 
-        edition.enter()
-        try:
-            await self.app(scope, receive, sending)
-        finally:
-            edition.leave()
+        await self.app(scope, receive, sending)
 
 
 def wants_editor(accept: str | None, requested_format: str | None) -> bool:

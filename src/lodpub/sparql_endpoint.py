@@ -168,8 +168,16 @@ class Endpoint:
         method = scope.get("method")
         if scope["type"] != "http" or scope["path"] != "/sparql" or method not in ("GET", "HEAD", "POST"):
             return await self.framework(scope, receive, send)
-        start = time.perf_counter()
         edition = scope[EDITION_KEY]
+        edition.enter()  # the edition's workers stop only once no request that may query them is left
+        try:
+            await self._request(scope, receive, send, edition)
+        finally:
+            edition.leave()
+
+    async def _request(self, scope: Scope, receive: Receive, send: Send, edition: Any) -> None:
+        method = scope["method"]
+        start = time.perf_counter()
         cache = edition.answers
         headers = {name: value for name, value in scope["headers"]
                    if name in (b"accept", b"content-type", b"content-length", b"accept-encoding")}

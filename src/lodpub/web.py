@@ -92,7 +92,7 @@ def landing(edition: Edition, request: Request) -> HTMLResponse:
     rows = [(names[k][0 if lang == "ja" else 1], edition.class_counts.get(k, 0)) for k in names]
     rows.append(("トリプル" if lang == "ja" else "triples", edition.triples))
     files = [{"name": f.name, "href": f"/data/{f.name}", "size": f.size, "sha256": f.sha256,
-              "media_type": f.media_type.split(";")[0]} for f in edition.files.values()]
+              "media_type": f.media_type.split(";")[0]} for f in edition.downloads.files.values()]
     examples = [{"title": e.title(lang), "href": "/sparql?" + urlencode({"query": e.text(edition.base)})}
                 for e in EXAMPLES]
     title = settings.title_ja if lang == "ja" else settings.title_en
