@@ -28,6 +28,8 @@ TYPE = RDF.type.value
 KINDS = ("measure", "unit", "contact", "strategy", "org")  # the resources whose changes are told, in that order
 ORDER = {"added": 0, "renamed": 1, "changed": 2, "withdrawn": 3}
 CHANGE_TYPES = {"added": "Added", "withdrawn": "Withdrawn", "renamed": "Renamed", "changed": "Changed"}
+WORDS = {"added": ("追加", "added"), "renamed": ("名称変更", "renamed"), "changed": ("変更", "changed"),
+         "withdrawn": ("取り下げ", "withdrawn")}  # each kind of change in Japanese and English
 
 
 @dataclass(frozen=True)

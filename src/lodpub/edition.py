@@ -92,6 +92,10 @@ class Edition:
         self._idle = asyncio.Event()
         self._idle.set()
 
+    def knows(self, name: str) -> bool:
+        """Whether ``name`` is this edition or one before it (kept in the tree or not)."""
+        return name == self.name or any(e.name == name for e in self.ref.history)
+
     def local(self, iri: str) -> str | None:
         return "/" + iri[len(self.base):] if iri.startswith(self.base) else None
 
@@ -156,10 +160,6 @@ class Editions:
             self._files.pop(name, None)
             return None
         return found
-
-    def ever_published(self, name: str) -> bool:
-        current = self.current.ref
-        return name == current.name or any(e.name == name for e in current.history)
 
     # ------------------------------------------------------------ switching
 

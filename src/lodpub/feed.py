@@ -11,14 +11,12 @@ from pathlib import Path
 
 from markupsafe import Markup
 
-from .changes import Change, counts
+from .changes import WORDS, Change, counts
 from .settings import Settings
 
 ATOM = "http://www.w3.org/2005/Atom"
 ENTRIES = 50  # editions listed in a feed
 ITEMS = 100  # changes listed in an entry; the rest are counted
-WORDS = {"added": ("追加", "added"), "renamed": ("名称変更", "renamed"), "changed": ("変更", "changed"),
-         "withdrawn": ("取り下げ", "withdrawn")}
 ET.register_namespace("", ATOM)
 
 

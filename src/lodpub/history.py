@@ -18,17 +18,18 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC
 from email.utils import format_datetime, parsedate_to_datetime
+from pathlib import Path
 
 from fastapi import APIRouter
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 
-from . import changes, downloads, negotiation, pages, web
+from . import changes, downloads, negotiation, pages, snapshots, web
 from .edition import Edition, Editions, edition_of
 from .linked_data import Description, LinkedData
 from .metadata import moment
-from .responses import document_format, message, rdf, split_extension
+from .responses import document_format, edition_gone_or_missing, rdf, split_extension
 from .snapshots import Snapshot
 
 IMMUTABLE = downloads.VERSIONED_CACHE
@@ -89,8 +90,14 @@ class History:
         return out
 
     def _has(self, name: str, iri: str) -> bool:
-        dump = self.editions.dist / name / "measures.nt"
-        return any(q.predicate.value == changes.TYPE for q in Snapshot(dump).quads_for_pattern(_node(iri)))
+        return any(t.predicate.value == changes.TYPE for t in snapshots.statements(self.dump(name), iri))
+
+    def dump(self, name: str) -> Path:
+        return self.editions.dist / name / "measures.nt"
+
+    def statements(self, name: str, iri: str) -> list:
+        """What edition ``name`` stated about ``iri`` and its parts."""
+        return snapshots.statements(self.dump(name), iri, parts=True)
 
     def _resource_index(self, edition: Edition) -> dict[str, list[tuple[str, str]]]:
         if self._index is None or self._index[0] != edition.name:
@@ -100,11 +107,6 @@ class History:
                     index.setdefault(change.iri, []).append((name, change.type))
             self._index = (edition.name, index)
         return self._index[1]
-
-
-def _node(iri: str):
-    import pyoxigraph as ox
-    return ox.NamedNode(iri)
 
 
 router = APIRouter()
@@ -123,7 +125,7 @@ async def editions_page(request: Request) -> Response:
     for name, issued in reversed(await run_in_threadpool(history.kept, edition)):
         found = await run_in_threadpool(history.changes_of, name)
         listed.append({"name": name, "issued": issued, "href": f"/changes/{name}", "counts": changes.counts(found),
-                       "changes": [_item(edition, c, lang) for c in found[:10]], "more": max(0, len(found) - 10),
+                       "changes": _items(edition, found[:10], lang), "more": max(0, len(found) - 10),
                        "first": name == edition.ref.first})
     if _wants_json(request):
         return JSONResponse({"editions": [{k: v for k, v in e.items() if k != "changes"} for e in listed]},
@@ -135,13 +137,12 @@ async def editions_page(request: Request) -> Response:
 @router.get("/changes/{name}")
 async def edition_changes(request: Request, name: str) -> Response:
     edition, history = edition_of(request), _history(request)
-    if name.endswith(".atom") or not (edition.path.parent / name).is_dir() or not _known(edition, name):
-        return _gone_or_missing(edition, request, name)
-    fmt = _choose(request, (negotiation.HTML, negotiation.GRAPH[0], negotiation.Format("json", "application/json")))
+    files = history.editions.files_of(name) if edition.knows(name) else None
+    if files is None:
+        return edition_gone_or_missing(edition, request, name, f"{edition.base}changes/{name}")
+    fmt = negotiation.choose_or_first((negotiation.HTML, negotiation.GRAPH[0], negotiation.JSON),
+                                      request.headers.get("accept"), request.query_params.get("format"))
     if fmt.name == "ttl":
-        files = history.editions.files_of(name)
-        if files is None:
-            return _gone_or_missing(edition, request, name)
         return downloads.serve(request, files, "changes.ttl", versioned=True)
     found = await run_in_threadpool(history.changes_of, name)
     lang = web.language(request)
@@ -157,7 +158,7 @@ async def edition_changes(request: Request, name: str) -> Response:
     return web.render(edition, request, "changes.html", title=f"{'版' if lang == 'ja' else 'Edition'} {name}",
                       editions=[{"name": name, "issued": issued, "href": f"/changes/{name}",
                                  "counts": changes.counts(found), "first": name == edition.ref.first, "more": 0,
-                                 "changes": [_item(edition, c, lang) for c in found[(page - 1) * size:page * size]]}],
+                                 "changes": _items(edition, found[(page - 1) * size:page * size], lang)}],
                       page=page, pages=max(1, math.ceil(len(found) / size)), alternates=_feed_link())
 
 
@@ -166,15 +167,13 @@ async def atom(request: Request) -> Response:
     return downloads.serve(request, edition_of(request).downloads, "changes.atom")
 
 
-def _item(edition: Edition, change: changes.Change, lang: str) -> dict:
-    words = {"added": ("追加", "added"), "renamed": ("名称変更", "renamed"), "changed": ("変更", "changed"),
-             "withdrawn": ("取り下げ", "withdrawn")}
+def _items(edition: Edition, found: list[changes.Change], lang: str) -> list[dict]:
+    """Changes as a page lists them: the kind in words, a link, each property's old and new values."""
     renderer = pages.Renderer(edition.term_labels, lang, edition.local)
-    return {"type": change.type, "word": words[change.type][lang != "ja"], "href": edition.local(change.iri),
-            "label": change.label or change.iri, "kind": change.kind,
-            "successors": [edition.local(s) or s for s in change.successors],
-            "properties": [{"label": renderer.term(p.predicate), "old": [renderer.value(v, {}) for v in p.old],
-                            "new": [renderer.value(v, {}) for v in p.new]} for p in change.properties]}
+    return [{"type": c.type, "word": changes.WORDS[c.type][lang != "ja"], "href": edition.local(c.iri),
+             "label": c.label or c.iri, "kind": c.kind, "successors": [edition.local(s) or s for s in c.successors],
+             "properties": [{"label": renderer.term(p.predicate), "old": [renderer.value(v, {}) for v in p.old],
+                             "new": [renderer.value(v, {}) for v in p.new]} for p in c.properties]} for c in found]
 
 
 def _feed_link() -> list[pages.Alternate]:
@@ -182,32 +181,13 @@ def _feed_link() -> list[pages.Alternate]:
 
 
 def _wants_json(request: Request) -> bool:
-    return _choose(request, (negotiation.HTML, negotiation.Format("json", "application/json"))).name == "json"
-
-
-def _choose(request: Request, offered) -> negotiation.Format:
-    try:
-        return negotiation.choose(offered, request.headers.get("accept"), request.query_params.get("format"))
-    except negotiation.NotAcceptable:
-        return offered[0]
-
-
-def _known(edition: Edition, name: str) -> bool:
-    return name == edition.name or any(e.name == name for e in edition.ref.history)
-
-
-def _gone_or_missing(edition: Edition, request: Request, name: str) -> Response:
-    if _known(edition, name):
-        return message(edition, request, 410, "Gone", f"版 {name} は保存期間を過ぎました。 Edition {name} is no "
-                       "longer kept.", f"{edition.base}changes/{name}")
-    return message(edition, request, 404, "Not Found", "その版はありません。 No such edition.",
-                   f"{edition.base}changes/{name}")
+    return negotiation.choose_or_first((negotiation.HTML, negotiation.JSON), request.headers.get("accept"),
+                                       request.query_params.get("format")) is negotiation.JSON
 
 
 # ------------------------------------------------------------------ Memento
 
-WORDS = {"added": ("追加", "added"), "renamed": ("名称変更", "renamed"), "changed": ("変更", "changed"),
-         "kept": ("保存されている最も古い版", "the oldest edition kept")}
+WORDS = {**changes.WORDS, "kept": ("保存されている最も古い版", "the oldest edition kept")}  # how a version came
 
 
 def page_versions(versions: list[Version], kind: str, ident: str, lang: str) -> list[dict]:
@@ -281,15 +261,12 @@ async def memento(request: Request, name: str, kind: str, ident: str) -> Respons
     versions = await run_in_threadpool(history.versions, edition, iri)
     version = next((v for v in versions if v.edition == name), None)
     if version is None:
-        if not (edition.path.parent / name).is_dir() and _known(edition, name):
-            return _gone_or_missing(edition, request, name)
+        if not (edition.path.parent / name).is_dir() and edition.knows(name):
+            return edition_gone_or_missing(edition, request, name, f"{edition.base}changes/{name}")
         return PlainTextResponse("no such version of this resource\n", status_code=404)
     fmt = document_format(request, ext)
-    ld = LinkedData(Snapshot(edition.path.parent / name / "measures.nt"), edition.base, {})
-    own = await run_in_threadpool(lambda: [q.triple for q in ld.store.quads_for_pattern(_node(iri))])
-    parts = {t.object.value for t in own if t.object.value.startswith(iri + "#")}
-    for part in sorted(parts):
-        own += [q.triple for q in ld.store.quads_for_pattern(_node(part))]
+    own = await run_in_threadpool(history.statements, name, iri)
+    ld = LinkedData(Snapshot(history.dump(name)), edition.base, {})  # the labels of its links, as then
     headers = {"Memento-Datetime": version.http_date, "Link": links(request, kind, stem, versions),
                "Cache-Control": IMMUTABLE, "Vary": "Accept",
                "Content-Location": f"/memento/{name}/{kind}/{stem}.{fmt.name}"}

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pyoxigraph as ox
 
+from .register import WITHDRAWN, Register
 from .snapshots import Snapshot
 from .vocab import RDF, RDFS
 
@@ -42,7 +43,6 @@ def _reading_order(t: ox.Triple, iri: str) -> tuple:
 
 def read_withdrawn(register: Path, base: str) -> dict[str, list[str]]:
     """IRIs the register marks withdrawn (they answer 410 Gone, not 404), each with its successors' IRIs."""
-    from .register import WITHDRAWN, Register
     return {f"{base}id/{e.kind}/{e.id}": [f"{base}id/{e.kind}/{n}" for n in e.replaced_by]
             for entries in Register.load(register).entries.values() for e in entries if e.status == WITHDRAWN}
 

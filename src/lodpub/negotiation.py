@@ -31,6 +31,7 @@ GRAPH = (
     Format("rdf", "application/rdf+xml", ("application/xml", "text/xml", "rdfxml", "xml")),
 )
 HTML = Format("html", "text/html", ("application/xhtml+xml",))
+JSON = Format("json", "application/json")  # a page's content for scripts: search hits, lists of changes
 
 
 class NotAcceptable(Exception):
@@ -84,6 +85,15 @@ def _quality(fmt: Format, ranges: list[tuple[str, float]]) -> tuple[float, int]:
 
 
 @lru_cache(maxsize=1024)  # clients send a handful of distinct headers, and this runs on every request
+def choose_or_first(offered: Sequence[Format], accept: str | None, requested: str | None = None) -> Format:
+    """``choose``, but the first format offered (a page, say) where none fits: for answers whose every form
+    is useful to anyone, rather than a 406."""
+    try:
+        return choose(offered, accept, requested)
+    except NotAcceptable:
+        return offered[0]
+
+
 def choose(offered: Sequence[Format], accept: str | None, requested: str | None = None) -> Format:
     """The format to answer in: ``format=`` if given, else the client's best by q, ties to our order."""
     if requested:

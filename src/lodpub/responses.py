@@ -28,6 +28,14 @@ def message(edition: Edition, request: Request, status: int, title: str, text: s
     return sparql_endpoint.text(status, f"{title}: {text}")
 
 
+def edition_gone_or_missing(edition: Edition, request: Request, name: str, iri: str, then: str = "") -> Response:
+    """410 for an edition the tree no longer keeps (``then``: where to go instead), 404 for an unknown one."""
+    if edition.knows(name):
+        return message(edition, request, 410, "Gone", f"版 {name} は保存期間を過ぎました。 Edition {name} is no "
+                       f"longer kept.{' ' + then if then else ''}", iri)
+    return message(edition, request, 404, "Not Found", "その版はありません。 No such edition.", iri)
+
+
 def rdf(edition: Edition, triples: list[ox.Triple], fmt: negotiation.Format, headers: dict[str, str]) -> Response:
     body = results.graph(triples, fmt.name, results.used_prefixes(triples, prefixes(edition.base)))
     media = fmt.media_type + ("; charset=utf-8" if fmt.media_type.startswith("text/") else "")

@@ -28,7 +28,7 @@ from . import downloads, history, negotiation, sparql_endpoint, web
 from .edition import EDITION_KEY, Edition, Editions, edition_of
 from .history import History
 from .linked_data import KINDS
-from .responses import DOC_FORMATS, document_format, message, rdf, split_extension
+from .responses import document_format, edition_gone_or_missing, message, rdf, split_extension
 from .settings import Settings
 
 IDENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -79,10 +79,7 @@ def create_app(dist: Path, settings: Settings) -> EditionScope:
     def service_description(request: Request) -> Response:
         if "update" in request.query_params:
             raise sparql_endpoint.ProtocolError(403, "this endpoint is read-only: SPARQL Update is not accepted")
-        try:
-            fmt = negotiation.choose(DOC_FORMATS, request.headers.get("accept"), request.query_params.get("format"))
-        except negotiation.NotAcceptable as exc:
-            raise sparql_endpoint.ProtocolError(406, str(exc)) from None
+        fmt = document_format(request, "")
         edition = edition_of(request)
         if fmt is negotiation.HTML:
             return web.query_editor(edition, request)
@@ -173,8 +170,7 @@ def create_app(dist: Path, settings: Settings) -> EditionScope:
     @app.api_route("/.well-known/void", methods=["GET", "HEAD"])
     async def dataset(request: Request) -> Response:
         edition = edition_of(request)
-        ext = request.query_params.get("format", "")
-        fmt = document_format(request, ext)
+        fmt = document_format(request, "")
         if fmt is negotiation.HTML:
             return web.landing(edition, request)
         if fmt.name == "ttl":
@@ -192,11 +188,10 @@ def create_app(dist: Path, settings: Settings) -> EditionScope:
     async def versioned_download(request: Request, version: str, name: str) -> Response:
         """A file of one edition, for as long as the tree keeps it: its bytes never change."""
         files = editions.files_of(version)
-        if files is None or name not in files.files:
-            if files is None and editions.ever_published(version):
-                return message(edition_of(request), request, 410, "Gone", f"版 {version} は保存期間を過ぎました。 "
-                               f"Edition {version} is no longer kept; the current files are at /data/{name}.",
-                               f"{settings.base}data/{version}/{name}")
+        if files is None:
+            return edition_gone_or_missing(edition_of(request), request, version, f"{settings.base}data/{version}/"
+                                           f"{name}", f"The current files are at /data/{name}.")
+        if name not in files.files:
             return not_found(request, 404, f"{settings.base}data/{version}/{name}")
         return downloads.serve(request, files, name, versioned=True)
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import pyoxigraph as ox
 
 from .published import is_edition_name
+from .search import INDEX, build_index, ensure_index, index_version
 
 STORE_DIR = "store"
 DUMP_NT = "measures.nt"
@@ -64,7 +65,6 @@ def ensure_caches(edition: Path, cache: Path, base: str, name: str,
     if not (cache / STORE_DIR / MARKER).exists():
         build_store(edition / DUMP_NT, cache)
     store = open_read_only(cache)
-    from .search import INDEX, build_index, ensure_index, index_version
     if previous is not None and index_version(previous[0] / INDEX) == previous[1] \
             and index_version(cache / INDEX) != name:
         build_index(cache, store, base, name, previous[0] / INDEX, previous[2])

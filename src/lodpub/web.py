@@ -120,11 +120,8 @@ def search(edition: Edition, request: Request) -> Response:
     page = max(1, int(asked)) if asked.isdigit() else 1
     size = edition.settings.page_size
     hits, total = edition.search.find(query, size, (page - 1) * size) if query else ([], 0)
-    try:
-        fmt = negotiation.choose((negotiation.HTML, negotiation.Format("json", "application/json")),
-                                 request.headers.get("accept"), request.query_params.get("format"))
-    except negotiation.NotAcceptable:
-        fmt = negotiation.HTML  # a page is the most useful thing to give a client that wants neither
+    fmt = negotiation.choose_or_first((negotiation.HTML, negotiation.JSON), request.headers.get("accept"),
+                                      request.query_params.get("format"))
     if fmt.name == "json":
         return JSONResponse({"query": query, "total": total, "page": page, "results": [
             {"iri": h.iri, "name": h.name, "summary": h.summary, "former": h.former.split(" / ") if h.former else [],
