@@ -55,6 +55,20 @@ class Settings:
     # Switch to a new edition as soon as the published tree points to it (false: only on SIGHUP, e.g. to
     # roll an edition across several servers at a moment of the operator's choosing).
     follow_pointer: bool = True
+    # Overload (README "Overload"): a query's time limit counts from its arrival, its wait for a worker
+    # included; at most ``queue_per_worker`` queries per worker wait (beyond: 503 at once), and one client
+    # (by connecting address) has at most ``client_queries`` queries running or waiting (beyond: 429).
+    queue_per_worker: int = 8
+    client_queries: int = 4
+    # HTTP limits (README "HTTP limits"), given to uvicorn and checked in front of the app.
+    limit_concurrency: int = 4096  # connections and requests at once; beyond: 503
+    timeout_keep_alive: float = 5.0  # seconds an idle keep-alive connection is kept
+    header_timeout: float = 10.0  # seconds a client has to send a request's headers
+    max_header_bytes: int = 16_384  # all of a request's headers together; beyond: 431
+    max_headers: int = 100  # header lines in one request; beyond: 431
+    # Metrics in the Prometheus text format at /metrics: "loopback" answers only clients on loopback,
+    # "open" everyone, "off" nobody (404).
+    metrics: str = "loopback"
 
     @property
     def base(self) -> str:
