@@ -11,6 +11,7 @@ import asyncio
 import csv
 import io
 import json
+import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -201,7 +202,7 @@ def test_a_request_runs_once_on_each_kind_of_store_then_stays_on_the_faster(on_d
     async def scenario(queries):
         return [await queries.answer(request(QUERY)) for _ in range(4)]
     outcomes = with_two_kinds(on_disk, dump, scenario)
-    assert [o.store for o in outcomes[:2]] == ["memory", "disk"]
+    assert [o.store for o in outcomes[:2]] == ["disk", "memory"]  # on disk first: see the next tests
     assert outcomes[2].store == outcomes[3].store  # the fastest run so far only gets faster
     # The same solutions; without ORDER BY each store lists them in its own order.
     solutions = [sorted(json.dumps(b, sort_keys=True) for b in json.loads(o.body)["results"]["bindings"])
@@ -239,27 +240,45 @@ def test_copies_are_loaded_only_while_they_take_at_most_half_the_memory_availabl
     assert engine.copies_that_fit(2, dump, available=None) == 2  # not Linux: nothing to go by
 
 
-def test_a_request_that_timed_out_goes_next_to_the_other_kind_of_worker(on_disk, dump):
+def test_a_request_that_timed_out_on_disk_never_costs_the_copy_in_memory_and_is_refused_after(on_disk, dump):
     endless = "SELECT (COUNT(*) AS ?n) WHERE { " + " ".join(f"?a{i} ?p{i} ?o{i} ." for i in range(8)) + " }"
     async def scenario(queries):
-        kinds = []
-        for _ in range(2):
-            with pytest.raises(engine.QueryTimeout) as stopped:
-                await queries.answer(request(endless))
-            kinds.append(stopped.value.kind)
-            for _ in range(100):  # both kinds idle again: the choice is the engine's, not what was left
-                if queries.stats["ready"] == {"memory": 1, "disk": 1}:
-                    break
-                await asyncio.sleep(0.1)
-        return kinds
-    assert with_two_kinds(on_disk, dump, scenario, timeout=0.5) == ["memory", "disk"]
+        with pytest.raises(engine.QueryTimeout) as stopped:
+            await queries.answer(request(endless))
+        for _ in range(100):  # both kinds idle again: the choice is the engine's, not what was left
+            if queries.stats["ready"] == {"memory": 1, "disk": 1}:
+                break
+            await asyncio.sleep(0.1)
+        started = time.monotonic()
+        with pytest.raises(engine.TooLong):
+            await queries.answer(request(endless))
+        return stopped.value.kind, time.monotonic() - started, queries.stats
+    kind, refused_after, stats = with_two_kinds(on_disk, dump, scenario, timeout=0.5)
+    assert kind == "disk"
+    assert refused_after < 0.05  # at once: it would only have taken another worker for its whole limit
+    assert (stats["timeouts"], stats["replaced"], stats["too_long"]) == (1, 1, 1)
 
 
 def test_a_request_is_tried_on_another_kind_only_while_that_cannot_cost_it_its_answer():
     kinds = ["memory", "disk"]
-    assert engine.preferred_kind(kinds, {}, timeout=10) == "memory"
-    assert engine.preferred_kind(kinds, {"memory": 0.2}, timeout=10) == "disk"
-    assert engine.preferred_kind(kinds, {"memory": 3.0}, timeout=10) == "memory"  # 4x that would not fit
+    assert engine.preferred_kind(kinds, {}, timeout=10) == "disk"
+    assert engine.preferred_kind(kinds, {"disk": 0.2}, timeout=10) == "memory"
+    assert engine.preferred_kind(kinds, {"disk": 3.0}, timeout=10) == "disk"  # 4x that would not fit
     assert engine.preferred_kind(kinds, {"memory": 0.2, "disk": 0.1}, timeout=10) == "disk"
-    assert engine.preferred_kind(kinds, {"memory": 10}, timeout=10) == "disk"  # a timeout counts as the limit
+    assert engine.preferred_kind(kinds, {"disk": 10}, timeout=10) == "disk"  # a timeout counts as the limit
     assert engine.preferred_kind(["disk"], {"disk": 0.5}, timeout=10) == "disk"
+
+
+def test_only_a_request_known_to_fit_may_take_a_copy_in_memory_when_the_disk_workers_are_busy():
+    kinds = ["memory", "disk"]
+    assert engine.allowed_kinds(kinds, {}, timeout=10) == ("disk",)
+    assert engine.allowed_kinds(kinds, {"disk": 0.2}, timeout=10) is None
+    assert engine.allowed_kinds(kinds, {"disk": 2.5}, timeout=10) == ("disk",)  # what a stopped run counts as
+    assert engine.allowed_kinds(["memory"], {}, timeout=10) is None  # no disk worker: nothing to keep it to
+
+
+def test_requests_wait_in_the_lane_of_their_fastest_run():
+    assert engine.lane({}) == "normal"
+    assert engine.lane({"disk": 0.01, "memory": 2.0}) == "cheap"
+    assert engine.lane({"disk": 0.3}) == "normal"
+    assert engine.lane({"disk": 1.5}) == "heavy"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import multiprocessing
 import os
 import signal
@@ -65,6 +66,10 @@ def test_a_call_past_its_limit_is_stopped_and_the_pool_comes_back_to_full_streng
         with pytest.raises(pool.TimedOut):
             await workers.run(("pid_after", 30), timeout=0.5)
         stopped_after = time.monotonic() - start
+        for _ in range(100):  # a replacement takes a moment to start (longer on a busy machine)
+            if workers.ready["any"] == 2:
+                break
+            await asyncio.sleep(0.1)
         # Both workers answer at once again: the killed one was replaced.
         pids = await asyncio.gather(*(workers.run(("pid_after", 0.3), timeout=10) for _ in range(2)))
         return stopped_after, pids, workers.timeouts, workers.replaced
@@ -156,3 +161,117 @@ def test_stopping_does_not_wait_for_a_running_call():
     for pid in pids:
         stat = Path(f"/proc/{pid}/stat")
         assert not stat.exists() or stat.read_text().split(") ", 1)[1].startswith("Z"), f"worker {pid} still runs"
+
+
+# ------------------------------------------------------------------ overload: waiting counts, the queue is bounded
+
+def test_the_time_limit_counts_the_wait_for_a_worker_and_a_call_that_never_ran_costs_no_worker():
+    async def scenario(workers):
+        busy = asyncio.ensure_future(workers.run(("pid_after", 2), timeout=10))
+        await asyncio.sleep(0.1)
+        start = time.monotonic()
+        with pytest.raises(pool.Waited):
+            await workers.run(("echo", "late"), timeout=0.5)
+        waited = time.monotonic() - start
+        await busy
+        return waited, workers.waited_out, workers.replaced, workers.waiting
+    waited, waited_out, replaced, waiting = run(scenario, size=1)
+    assert 0.4 <= waited < 1.0
+    assert (waited_out, replaced, waiting) == (1, 0, 0)
+
+
+def test_a_limit_counted_from_arrival_stops_a_call_that_started_late_in_time():
+    async def scenario(workers):
+        arrived = asyncio.get_running_loop().time() - 0.7  # as if it had waited 0.7 s already
+        start = time.monotonic()
+        with pytest.raises(pool.TimedOut) as stopped:
+            await workers.run(("pid_after", 30), timeout=1, arrived=arrived)
+        return time.monotonic() - start, stopped.value.ran
+    took, ran = run(scenario, size=1)
+    assert 0.2 <= took < 0.8 and ran < 0.8
+
+
+def test_beyond_the_bound_a_call_is_refused_at_once():
+    async def main():
+        workers = pool.ProcessPool((pool.Kind("any", 1, ()),), _dispatch, ready,
+                                   multiprocessing.get_context("forkserver"), max_waiting=2)
+        await workers.start()
+        try:
+            calls = [asyncio.ensure_future(workers.run(("pid_after", 0.5), timeout=10)) for _ in range(3)]
+            await asyncio.sleep(0.1)  # one runs, two wait
+            start = time.monotonic()
+            with pytest.raises(pool.QueueFull):
+                await workers.run(("echo", 1), timeout=10)
+            refused_after = time.monotonic() - start
+            await asyncio.gather(*calls)
+            return refused_after, workers.refused, await workers.run(("echo", "after"), timeout=10)
+        finally:
+            await workers.stop()
+    refused_after, refused, after = asyncio.run(main())
+    assert refused_after < 0.05 and refused == 1 and after == "after"
+
+
+def test_cheap_calls_go_before_normal_ones_and_heavy_ones_hold_all_workers_but_one():
+    async def scenario(workers):
+        order: list[str] = []
+
+        async def call(name: str, seconds: float, lane: str):
+            await workers.run(("pid_after", seconds), timeout=20, lane=lane)
+            order.append(name)
+        # Two heavy calls on a pool of two: the second waits although a worker is idle.
+        heavy = [asyncio.ensure_future(call(f"heavy{i}", 1.0, pool.HEAVY)) for i in range(2)]
+        await asyncio.sleep(0.2)
+        heavy_running = workers.heavy_running
+        normal = asyncio.ensure_future(call("normal", 0.3, pool.NORMAL))
+        await asyncio.sleep(0.05)
+        cheap = asyncio.ensure_future(call("cheap", 0.0, pool.CHEAP))
+        await asyncio.gather(*heavy, normal, cheap)
+        return heavy_running, order
+    heavy_running, order = run(scenario, size=2)
+    assert heavy_running == 1
+    # The idle worker took the normal call; the cheap one, asked later, went before the waiting heavy one.
+    assert order.index("cheap") < order.index("heavy1") and order.index("normal") < order.index("heavy1")
+
+
+def test_a_call_kept_to_one_kind_waits_for_that_kind():
+    async def main():
+        workers = pool.ProcessPool((pool.Kind("memory", 1, ()), pool.Kind("disk", 1, ())), _dispatch, ready,
+                                   multiprocessing.get_context("forkserver"))
+        await workers.start()
+        try:
+            disk_pid = await workers.run(("pid_after", 0), timeout=10, prefer="disk")
+            busy = asyncio.ensure_future(workers.run(("pid_after", 0.5), timeout=10, prefer="disk"))
+            await asyncio.sleep(0.1)
+            # The memory worker is idle: a call kept to disk waits for the busy one, any other takes it.
+            kept, anywhere = await asyncio.gather(workers.run(("pid_after", 0), timeout=10, kinds=("disk",)),
+                                                  workers.run(("pid_after", 0), timeout=10))
+            await busy
+            return disk_pid, kept, anywhere
+        finally:
+            await workers.stop()
+    disk_pid, kept, anywhere = asyncio.run(main())
+    assert kept == disk_pid and anywhere != disk_pid
+
+
+def test_a_worker_killed_while_idle_is_replaced_before_a_call_reaches_it(caplog):
+    async def scenario(workers):
+        victim = await workers.run(("pid_after", 0), timeout=5)
+        os.kill(victim, signal.SIGKILL)
+        await asyncio.sleep(0.3)
+        start = time.monotonic()
+        successor = await workers.run(("pid_after", 0), timeout=10)
+        return victim, successor, time.monotonic() - start, workers.replaced
+    victim, successor, took, replaced = run(scenario, size=1)
+    assert successor != victim and replaced == 1
+    assert took < 5  # not the whole limit spent on a dead worker
+    assert "ended while idle" in caplog.text
+
+
+def test_stopping_a_call_leaves_no_unretrieved_failure_in_the_log(caplog):
+    async def scenario(workers):
+        with pytest.raises(pool.TimedOut):
+            await workers.run(("pid_after", 30), timeout=0.3)
+        await asyncio.sleep(1)  # the killed worker's end arrives, and its replacement starts
+        gc.collect()  # an unretrieved failure is reported when its future is collected
+    run(scenario, size=1)
+    assert "never retrieved" not in caplog.text

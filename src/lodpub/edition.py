@@ -23,6 +23,7 @@ import pyoxigraph as ox
 
 from . import downloads, metadata, pages, published, sparql_endpoint
 from .engine import Engine
+from .events import event
 from .linked_data import LinkedData, read_withdrawn
 from .search import Search
 from .settings import Settings
@@ -86,7 +87,8 @@ class Edition:
                 self.term_labels.setdefault(t.subject.value, {})[t.object.language or ""] = t.object.value
         self.browse_lists: dict[str, list[dict[str, Any]]] = {}  # filled on first view (web.browse)
         self.engine = Engine(cache / "store", self.path / "measures.nt", settings.workers,
-                             settings.memory_workers, settings.query_timeout, local=self.store)
+                             settings.memory_workers, settings.query_timeout, local=self.store,
+                             queue_per_worker=settings.queue_per_worker)
         self.answers = sparql_endpoint.AnswerCache(settings.result_cache_mb * 1024 * 1024)
         self.active = 0  # queries at /sparql reading this edition now (pages and files do not need its workers)
         self._idle = asyncio.Event()
@@ -183,7 +185,7 @@ class Editions:
             try:
                 name = published.current(self.dist)
             except published.TreeError as exc:
-                log.error("not switching editions: %s", exc)
+                event("edition_refused", logging.ERROR, message=f"not switching editions: {exc}")
                 return False
             if name is None or name == self.current.name:
                 return False
@@ -194,13 +196,13 @@ class Editions:
                 # cost of each are warm before any client reaches it.
                 warmed = await new.engine.warm(self.current.engine.recent(WARM_REQUESTS), WARM_SECONDS)
             except Exception as exc:  # a broken edition must not take the served one down with it
-                log.error("cannot serve edition %s (%s: %s); still serving %s", name, type(exc).__name__, exc,
-                          self.current.name)
+                event("edition_refused", logging.ERROR, edition=name, serving=self.current.name,
+                      message=f"cannot serve edition {name} ({type(exc).__name__}: {exc}); still serving "
+                              f"{self.current.name}")
                 return False
             old, self.current = self.current, new
             self.switches += 1
-            log.info('{"event": "edition", "edition": "%s", "previous": "%s", "reason": "%s", "warmed": %d}', name,
-                     old.name, reason, warmed)
+            event("edition", logging.INFO, edition=name, previous=old.name, reason=reason, warmed=warmed)
             self._retiring.add(old)
             self._track(self._retire(old))
             return True

@@ -57,6 +57,7 @@ from pathlib import Path
 import pyoxigraph as ox
 
 from . import pool, results
+from .events import event
 
 # ---------------------------------------------------------------- in the worker
 
@@ -228,10 +229,24 @@ QueryTimeout = pool.TimedOut
 ClientGone = pool.Abandoned
 WorkerLost = pool.WorkerLost
 QueryFailed = pool.WorkerFailed
+Waited = pool.Waited
+Busy = pool.QueueFull
+
+
+class TooLong(Exception):
+    """The request ran past the time limit on every kind of worker it may use, in this edition: it is not
+    run again (the data do not change, so it would only cost another worker), as Virtuoso refuses a query
+    whose estimated time exceeds its limit."""
 
 # A request that has run this fast is answered in the server's process from then on: a few times what the
 # hand-off to a worker costs, and too short a hold on the event loop for other clients to notice.
 INLINE_SECONDS = 0.001
+# Lanes (pool.LANES): a request that ran within CHEAP_SECONDS never waits behind one that took HEAVY_SECONDS
+# or more (or was stopped), and those together hold at most all workers but one.
+CHEAP_SECONDS = 0.05
+HEAVY_SECONDS = 1.0
+# A run stopped after this share of the limit counts as one that could not finish within it.
+FULL_RUN = 0.9
 # Requests whose cost is remembered, and the longest query text among them: a query may be 100 KB, and
 # 1,024 of those would hold 100 MB; at 16 KB at most, 16 MB (most share their text with a prepared request).
 COSTS_KEPT = 1024
@@ -269,10 +284,11 @@ def copies_that_fit(wanted: int, dump_bytes: int, available: int | None) -> int:
 
 class Engine:
     def __init__(self, store: Path, dump: Path, workers: int, memory_workers: int, timeout: float,
-                 local: ox.Store | None = None):
+                 local: ox.Store | None = None, queue_per_worker: int = 0):
         """``memory_workers`` of the ``workers`` (0: one per core) query an in-memory copy of ``dump``, the
         others ``store``, at least one of them; ``local``: the server's own read-only store, for requests
-        known to be cheap (None: never inline)."""
+        known to be cheap (None: never inline); at most ``queue_per_worker`` requests per worker wait for
+        one (0: no bound)."""
         self.store = store
         self.dump = dump
         self.workers = workers or os.cpu_count() or 1
@@ -288,6 +304,8 @@ class Engine:
                 self.memory_workers = fit
         self.timeout = timeout
         self.local = local
+        self.max_waiting = queue_per_worker * self.workers
+        self.too_long = 0
         self.pool: pool.ProcessPool | None = None
         self.inline = 0
         # The fastest run of each recent request on each kind of store, newest last.
@@ -303,7 +321,7 @@ class Engine:
             # Copies load for seconds at 100,000 measures: the disk workers answer meanwhile.
             pool.Kind(MEMORY, self.memory_workers, (MEMORY, str(self.dump)), background=True),
             pool.Kind(DISK, self.workers - self.memory_workers, (DISK, str(self.store)))) if kind.size)
-        self.pool = pool.ProcessPool(kinds, run, _start_worker, context)
+        self.pool = pool.ProcessPool(kinds, run, _start_worker, context, max_waiting=self.max_waiting)
         await self.pool.start()
 
     async def stop(self) -> None:
@@ -313,14 +331,21 @@ class Engine:
 
     @property
     def stats(self) -> dict[str, object]:
-        running, timeouts, abandoned, ready = (self.pool.running, self.pool.timeouts, self.pool.abandoned,
-                                               self.pool.ready) if self.pool else (0, 0, 0, {})
-        return {"running": running, "timeouts": timeouts, "abandoned": abandoned, "inline": self.inline,
-                "ready": ready}
+        workers = self.pool
+        if workers is None:
+            return {"running": 0, "waiting": 0, "timeouts": 0, "waited_out": 0, "refused": 0, "too_long": 0,
+                    "abandoned": 0, "replaced": 0, "inline": self.inline, "ready": {}}
+        return {"running": workers.running, "waiting": workers.waiting, "timeouts": workers.timeouts,
+                "waited_out": workers.waited_out, "refused": workers.refused, "too_long": self.too_long,
+                "abandoned": workers.abandoned, "replaced": workers.replaced, "inline": self.inline,
+                "ready": workers.ready}
 
-    async def answer(self, request: Request, gone: Callable[[], bool] | None = None) -> Outcome:
-        """The outcome of ``request``; if ``gone()`` turns true first, the query is stopped (its worker
-        killed and replaced) so that a client that went away does not keep a worker busy."""
+    async def answer(self, request: Request, gone: Callable[[], bool] | None = None,
+                     arrived: float | None = None) -> Outcome:
+        """The outcome of ``request`` within the time limit counted from ``arrived`` (the event loop's time;
+        default now); if ``gone()`` turns true first, the query is stopped (its worker killed and replaced) so
+        that a client that went away does not keep a worker busy. Raises TooLong, Busy, Waited, QueryTimeout,
+        ClientGone, WorkerLost or QueryFailed."""
         assert self.pool is not None, "the engine is not started"
         costs = self._cost.get(request, {})
         # The server's own store is on disk: what a copy in memory answers quickly may take it longer.
@@ -331,11 +356,20 @@ class Engine:
             except Exception as exc:  # as a worker reports what escaped the handler
                 raise QueryFailed(f"{type(exc).__name__}: {exc}") from exc
         else:
+            kind = preferred_kind(self.pool.names, costs, self.timeout)
+            if costs.get(kind, 0.0) >= self.timeout:
+                self.too_long += 1
+                event("query_refused", kind=kind, reason="ran past the limit before")
+                raise TooLong
             try:
-                outcome = await self.pool.run(request, self.timeout, gone,
-                                              preferred_kind(self.pool.names, costs, self.timeout))
-            except QueryTimeout as timeout:  # that kind of worker is not to be tried first again
-                self._remember(request, costs, timeout.kind, self.timeout)
+                outcome = await self.pool.run(request, self.timeout, gone, kind, lane(costs), arrived,
+                                              allowed_kinds(self.pool.names, costs, self.timeout))
+            except QueryTimeout as stopped:
+                # Stopped after ``ran`` seconds (its wait took the rest of its limit): at least that, and never
+                # proof that it fits (see allowed_kinds); a run stopped at its full limit counts as the limit.
+                ran = self.timeout if stopped.ran >= self.timeout * FULL_RUN else \
+                    max(stopped.ran, self.timeout / EXPLORE_HEADROOM)
+                self._remember(request, costs, stopped.kind, max(costs.get(stopped.kind, 0.0), ran), at_least=True)
                 raise
         self._remember(request, costs, outcome.store, outcome.seconds)
         return outcome
@@ -360,15 +394,18 @@ class Engine:
             for request, cost in requests:
                 if loop.time() + cost * 2 > deadline:
                     continue
-                with contextlib.suppress(QueryTimeout, WorkerLost, QueryFailed):
+                with contextlib.suppress(QueryTimeout, WorkerLost, QueryFailed, TooLong, Busy, Waited):
                     await self.answer(request)
                     done += 1
         return done
 
-    def _remember(self, request: Request, costs: dict[str, float], kind: str, seconds: float) -> None:
+    def _remember(self, request: Request, costs: dict[str, float], kind: str, seconds: float,
+                  at_least: bool = False) -> None:
+        """Record a run of ``seconds`` on ``kind``: the fastest run is the cost, unless the run was stopped
+        (``at_least``), which raises the cost to what it is known to exceed."""
         if len(request.query) <= COST_QUERY_MAX:
             known = self._cost.pop(request, costs)  # and put back as the newest
-            known[kind] = min(known.get(kind, seconds), seconds)
+            known[kind] = seconds if at_least else min(known.get(kind, seconds), seconds)
             self._cost[request] = known
             if len(self._cost) > COSTS_KEPT:
                 self._cost.popitem(last=False)
@@ -380,12 +417,31 @@ EXPLORE_HEADROOM = 4
 
 
 def preferred_kind(kinds: Sequence[str], costs: dict[str, float], timeout: float) -> str:
-    """The kind of worker to send a request to first, given its fastest run so far on each kind: one it has
-    not run on yet (in the order of ``kinds``) while its runs so far leave room within ``timeout`` (or
-    ran out of it: a timeout counts as ``timeout``), else the one it ran fastest on."""
-    best = min(costs.values(), default=0.0)
-    if best * EXPLORE_HEADROOM < timeout or best >= timeout:
+    """The kind of worker to send a request to first, given its fastest run so far on each kind: the disk
+    store until it has run (a first run in memory that passes the limit would cost the copy: seconds of a
+    core and ~5 KB per measure to load again); then one it has not run on yet while its runs so far leave
+    room within ``timeout``; else the one it ran fastest on."""
+    if not costs:
+        return DISK if DISK in kinds else kinds[0]
+    best = min(costs.values())
+    if best * EXPLORE_HEADROOM < timeout:
         for kind in kinds:
             if kind not in costs:
                 return kind
     return min(costs, key=costs.__getitem__)
+
+
+def allowed_kinds(kinds: Sequence[str], costs: dict[str, float], timeout: float) -> tuple[str, ...] | None:
+    """The kinds of worker a request may take when the one it prefers is busy: any once it is known to fit
+    the limit on one of them with room to spare, else the disk store only (see ``preferred_kind``)."""
+    if DISK not in kinds or (costs and min(costs.values()) * EXPLORE_HEADROOM < timeout):
+        return None
+    return (DISK,)
+
+
+def lane(costs: dict[str, float]) -> str:
+    """Where a request waits for a worker, by the fastest run it is known for (pool.LANES)."""
+    if not costs:
+        return pool.NORMAL
+    best = min(costs.values())
+    return pool.CHEAP if best <= CHEAP_SECONDS else pool.HEAVY if best >= HEAVY_SECONDS else pool.NORMAL

@@ -12,6 +12,7 @@ keeps requests it knows to be cheap out of the pool altogether.)
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import multiprocessing
 import pickle
@@ -24,6 +25,8 @@ from dataclasses import dataclass, field
 from multiprocessing.process import BaseProcess
 from typing import Any
 
+from .events import event
+
 FRAME = struct.Struct("!Q")  # the length of the pickle that follows
 START_TIMEOUT = 300.0  # seconds a new worker may take to get ready (an in-memory copy loads slowly)
 POLL = 0.5  # seconds between checks that the caller still wants the answer
@@ -32,11 +35,20 @@ log = logging.getLogger("lodpub")
 
 
 class TimedOut(Exception):
-    """The call ran past its limit; its worker, of kind ``kind``, was killed."""
+    """The call ran past its limit; its worker, of kind ``kind``, was killed after ``ran`` seconds on it."""
 
-    def __init__(self, kind: str):
+    def __init__(self, kind: str, ran: float = 0.0):
         super().__init__(kind)
         self.kind = kind
+        self.ran = ran
+
+
+class Waited(Exception):
+    """The call's limit passed while it waited for a worker: it never ran, and no worker was lost."""
+
+
+class QueueFull(Exception):
+    """As many calls as the pool lets wait are waiting already: this one was not queued."""
 
 
 class Abandoned(Exception):
@@ -109,12 +121,16 @@ class _Channel(asyncio.Protocol):
         self.buffer = bytearray()
         self.reply: asyncio.Future[bytes] | None = None
         self.transport: asyncio.Transport | None = None
+        self.lost = False
+        self.on_lost: Callable[[], None] | None = None  # told when the worker ends between calls
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
 
     def expect(self) -> asyncio.Future[bytes]:
         self.reply = asyncio.get_running_loop().create_future()
+        if self.lost:
+            self.reply.set_exception(WorkerLost("the worker process ended"))
         self._deliver()  # the frame may be here already (a worker's "ready")
         return self.reply
 
@@ -131,8 +147,11 @@ class _Channel(asyncio.Protocol):
             del self.buffer[:end]
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = True
         if self.reply is not None and not self.reply.done():
             self.reply.set_exception(WorkerLost("the worker process ended"))
+        elif self.on_lost is not None:
+            self.on_lost()
 
 
 @dataclass(frozen=True)
@@ -143,6 +162,12 @@ class Kind:
     size: int
     initargs: tuple
     background: bool = False  # start() does not wait for these; each joins the pool once it is ready
+
+
+@dataclass(eq=False)
+class _Waiter:
+    future: asyncio.Future[_Worker]
+    kinds: tuple[str, ...] | None  # the kinds of worker it may take (None: any)
 
 
 @dataclass(eq=False)
@@ -165,27 +190,44 @@ class _Worker:
             self.process.kill()
 
 
+# Lanes of calls waiting for a worker, served in this order: calls known to be cheap never wait behind
+# calls known to be heavy, and heavy calls hold at most all workers but one (``heavy_slots``).
+CHEAP, NORMAL, HEAVY = "cheap", "normal", "heavy"
+LANES = (CHEAP, NORMAL, HEAVY)
+
+
 @dataclass
 class ProcessPool:
     """Processes of each kind that run their ``initializer(*kind.initargs)`` once, then ``handler(request)``
-    per call."""
+    per call; at most ``max_waiting`` calls wait for a worker (0: no bound)."""
 
     kinds: tuple[Kind, ...]
     handler: Callable[[Any], Any]
     initializer: Callable[..., None]
     context: multiprocessing.context.ForkServerContext | multiprocessing.context.SpawnContext
+    max_waiting: int = 0
     running: int = 0
     timeouts: int = 0
+    waited_out: int = 0  # calls whose limit passed before a worker was free
+    refused: int = 0  # calls not queued because the queue was full
     abandoned: int = 0
     replaced: int = 0
+    heavy_running: int = 0
+    _stopping: bool = False
     _idle: deque[_Worker] = field(default_factory=deque)
-    _waiting: deque[asyncio.Future[_Worker]] = field(default_factory=deque)
+    _waiting: dict[str, deque[_Waiter]] = field(
+        default_factory=lambda: {lane: deque() for lane in LANES})
     _all: set[_Worker] = field(default_factory=set)
     _tasks: set[asyncio.Task] = field(default_factory=set)
     names: tuple[str, ...] = field(init=False)
 
     def __post_init__(self) -> None:
         self.names = tuple(kind.name for kind in self.kinds)  # the engine asks on every call
+        self.heavy_slots = max(1, sum(kind.size for kind in self.kinds) - 1)
+
+    @property
+    def waiting(self) -> int:
+        return sum(len(queue) for queue in self._waiting.values())
 
     async def start(self) -> None:
         for kind in self.kinds:
@@ -205,8 +247,13 @@ class ProcessPool:
         return counts
 
     async def stop(self) -> None:
+        self._stopping = True
         for task in list(self._tasks):
             task.cancel()
+        for queue in self._waiting.values():
+            for waiter in queue:
+                if not waiter.future.done():
+                    waiter.future.set_exception(WorkerLost("the server is stopping"))
         for worker in list(self._all):
             if worker in self._idle and worker.channel.transport is not None:
                 worker.channel.transport.close()  # an idle worker reads end-of-file and returns
@@ -220,30 +267,51 @@ class ProcessPool:
         self._idle.clear()
 
     async def run(self, request: Any, timeout: float, gone: Callable[[], bool] | None = None,
-                  prefer: str = "") -> Any:
-        """``handler(request)`` in a worker, of kind ``prefer`` if one is idle; raises TimedOut, Abandoned
-        (when ``gone()`` turns true), WorkerLost or WorkerFailed."""
+                  prefer: str = "", lane: str = NORMAL, arrived: float | None = None,
+                  kinds: tuple[str, ...] | None = None) -> Any:
+        """``handler(request)`` in a worker (of kind ``prefer`` if one is idle; only of ``kinds`` if given),
+        within ``timeout`` seconds of ``arrived`` (the event loop's time; default now), the wait for a worker
+        included. Raises QueueFull, Waited, TimedOut, Abandoned (when ``gone()`` turns true), WorkerLost or
+        WorkerFailed."""
+        loop = asyncio.get_running_loop()
+        deadline = (loop.time() if arrived is None else arrived) + timeout
         payload = pickle.dumps(request, protocol=pickle.HIGHEST_PROTOCOL)
-        worker = await self._acquire(prefer)
+        worker = await self._acquire(prefer, lane, deadline, kinds)
         self.running += 1
+        started = loop.time()
         try:
             reply = worker.call(payload)
-            deadline = asyncio.get_running_loop().time() + timeout
             while not reply.done():
-                remaining = deadline - asyncio.get_running_loop().time()
+                remaining = deadline - loop.time()
                 if remaining <= 0:
                     self.timeouts += 1
-                    raise TimedOut(worker.kind.name)
+                    ran = loop.time() - started
+                    event("query_timeout", kind=worker.kind.name, pid=worker.process.pid, ran=round(ran, 3),
+                          waited=round(started - deadline + timeout, 3))
+                    raise TimedOut(worker.kind.name, ran)
                 await asyncio.wait((reply,), timeout=min(remaining, POLL))
                 if not reply.done() and gone is not None and gone():
                     self.abandoned += 1
                     raise Abandoned
             ok, value = pickle.loads(reply.result())
+        except WorkerLost:
+            if not self._stopping:
+                event("worker_lost", kind=worker.kind.name, pid=worker.process.pid, running=True,
+                      message="a query worker ended during a query; its client gets a 503")
+            self._replace(worker)
+            raise
         except BaseException:  # a timeout, a caller that left, a lost worker: this worker cannot be reused
+            if not reply.done():
+                reply.cancel()  # nobody will read it: the worker's end must not be reported as unretrieved
             self._replace(worker)
             raise
         finally:
             self.running -= 1
+            if lane == HEAVY:
+                self.heavy_running -= 1
+                for idle in list(self._idle):  # kept idle while heavy calls had their share: now theirs?
+                    self._idle.remove(idle)
+                    self._release(idle)
         self._release(worker)
         if not ok:
             raise WorkerFailed(value)
@@ -264,6 +332,7 @@ class ProcessPool:
             raise
         worker = _Worker(process, channel, kind)
         self._all.add(worker)
+        channel.on_lost = lambda: self._lost(worker)
         try:
             started, problem = pickle.loads(await asyncio.wait_for(channel.expect(), START_TIMEOUT))
             if not started:
@@ -275,30 +344,72 @@ class ProcessPool:
         worker.ready = True
         return worker
 
-    async def _acquire(self, prefer: str) -> _Worker:
-        for index in range(len(self._idle) - 1, -1, -1):
-            if self._idle[index].kind.name == prefer:
-                worker = self._idle[index]
-                del self._idle[index]
+    async def _acquire(self, prefer: str, lane: str, deadline: float, kinds: tuple[str, ...] | None) -> _Worker:
+        if lane != HEAVY or self.heavy_running < self.heavy_slots:
+            worker = self._idle_worker(prefer, kinds)
+            if worker is not None:
+                self.heavy_running += lane == HEAVY
                 return worker
-        if self._idle:
-            return self._idle.pop()  # the most recently used: its caches are warm
-        waiter: asyncio.Future[_Worker] = asyncio.get_running_loop().create_future()
-        self._waiting.append(waiter)
+        if self.max_waiting and self.waiting >= self.max_waiting:
+            self.refused += 1
+            event("queue_full", lane=lane, waiting=self.waiting)
+            raise QueueFull
+        loop = asyncio.get_running_loop()
+        waiter = _Waiter(loop.create_future(), kinds)
+        self._waiting[lane].append(waiter)
         try:
-            return await waiter
+            return await asyncio.wait_for(waiter.future, max(0.0, deadline - loop.time()))
+        except TimeoutError:
+            self.waited_out += 1
+            event("query_waited_out", lane=lane, waiting=self.waiting)
+            raise Waited from None
         except asyncio.CancelledError:
-            if waiter.done() and not waiter.cancelled():
-                self._release(waiter.result())  # handed over just as the caller left
+            if waiter.future.done() and not waiter.future.cancelled():  # handed over just as the caller left
+                self.heavy_running -= lane == HEAVY
+                self._release(waiter.future.result())
             raise
+        finally:
+            with contextlib.suppress(ValueError):
+                self._waiting[lane].remove(waiter)
+
+    def _idle_worker(self, prefer: str, kinds: tuple[str, ...] | None) -> _Worker | None:
+        """An idle worker of kind ``prefer``, else the most recently used of ``kinds`` (its caches are warm)."""
+        chosen = None
+        for index in range(len(self._idle) - 1, -1, -1):
+            name = self._idle[index].kind.name
+            if name == prefer:
+                chosen = index
+                break
+            if chosen is None and (kinds is None or name in kinds):
+                chosen = index
+        if chosen is None:
+            return None
+        worker = self._idle[chosen]
+        del self._idle[chosen]
+        return worker
 
     def _release(self, worker: _Worker) -> None:
-        while self._waiting:
-            waiter = self._waiting.popleft()
-            if not waiter.done():
-                waiter.set_result(worker)
-                return
+        """Hand ``worker`` to the first caller waiting in the first lane that may have it, or keep it idle."""
+        for lane in LANES:
+            if lane == HEAVY and self.heavy_running >= self.heavy_slots:
+                continue
+            queue = self._waiting[lane]
+            for waiter in queue:
+                if not waiter.future.done() and (waiter.kinds is None or worker.kind.name in waiter.kinds):
+                    queue.remove(waiter)
+                    waiter.future.set_result(worker)
+                    self.heavy_running += lane == HEAVY  # counted at once: the next release must see it
+                    return
         self._idle.append(worker)
+
+    def _lost(self, worker: _Worker) -> None:
+        """A worker ended while idle (killed from outside, out of memory): it is replaced at once, so that
+        no call is sent to it."""
+        if worker in self._idle and not self._stopping:
+            self._idle.remove(worker)
+            event("worker_lost", kind=worker.kind.name, pid=worker.process.pid, running=False,
+                  message="a query worker ended while idle; starting another")
+            self._replace(worker)
 
     def _replace(self, worker: _Worker) -> None:
         worker.kill()
@@ -314,6 +425,7 @@ class ProcessPool:
     async def _respawn(self, old: _Worker) -> None:
         await asyncio.get_running_loop().run_in_executor(None, old.process.join)
         await self._join(old.kind)
+        event("worker_replaced", logging.INFO, kind=old.kind.name, old=old.process.pid)
 
     async def _join(self, kind: Kind) -> None:
         """Start a worker of ``kind`` and add it to the pool, trying until it starts."""
@@ -325,6 +437,7 @@ class ProcessPool:
             except (TimeoutError, OSError, WorkerLost) as exc:
                 # e.g. out of memory for the moment: the pool must come back, without a worker that cannot
                 # start taking a core to try every second
-                log.warning("a query worker (%s) did not start (%s); trying again in %.0f s", kind.name, exc, pause)
+                event("worker_start_failed", kind=kind.name, retry_seconds=pause,
+                      message=f"a query worker ({kind.name}) did not start ({exc}); trying again in {pause:.0f} s")
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, RETRY_MAX)

@@ -20,7 +20,7 @@ from urllib.parse import parse_qs
 import pyoxigraph as ox
 from starlette.responses import Response
 
-from . import engine, negotiation, sparql_guard
+from . import engine, http_limits, negotiation, sparql_guard
 from .settings import Settings
 from .vocab import DCTERMS, RDF, SD, VOID, XSD, prefixes
 
@@ -163,6 +163,8 @@ class Endpoint:
         # Requests already parsed, checked and negotiated, like an engine's prepared statements: researchers
         # send the same queries again and again, and reading one costs more than a small query takes.
         self.prepared: OrderedDict[RequestKey, Prepared] = OrderedDict()
+        self.clients: dict[str, int] = {}  # queries running or waiting, by connecting address
+        self.turned_away = 0  # requests refused (429) because their client had its share already
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         method = scope.get("method")
@@ -178,6 +180,7 @@ class Endpoint:
     async def _request(self, scope: Scope, receive: Receive, send: Send, edition: Any) -> None:
         method = scope["method"]
         start = time.perf_counter()
+        arrived = asyncio.get_running_loop().time()  # the time limit counts from here
         cache = edition.answers
         headers = {name: value for name, value in scope["headers"]
                    if name in (b"accept", b"content-type", b"content-length", b"accept-encoding")}
@@ -203,7 +206,8 @@ class Endpoint:
                     _add_body(params, body, headers.get(b"content-type", b"").decode("latin-1"))
                 prepared = self.prepare(params, accept, negotiation.accepts_gzip(encodings.decode("latin-1")))
                 self._remember(key, prepared)
-            reply = await self.answer(edition.engine, prepared, Disconnected(receive))
+            reply = await self.answer(edition.engine, prepared, Disconnected(receive), arrived,
+                                      (scope.get("client") or ("",))[0])
             if reply.status == 200:
                 cache.put(key, reply)
         except ProtocolError as exc:
@@ -241,23 +245,47 @@ class Endpoint:
         if len(self.prepared) > PREPARED_ENTRIES:
             self.prepared.popitem(last=False)
 
-    async def answer(self, queries: engine.Engine, prepared: Prepared, gone: Disconnected) -> Reply:
-        """Evaluate a prepared query in a worker, and turn what comes back into a reply."""
+    async def answer(self, queries: engine.Engine, prepared: Prepared, gone: Disconnected,
+                     arrived: float | None = None, client: str = "") -> Reply:
+        """Evaluate a prepared query in a worker within the time limit counted from ``arrived``, at most
+        ``client_queries`` at once for one ``client``, and turn what comes back into a reply."""
         settings = self.settings
+        held = self.clients.get(client, 0)
+        if settings.client_queries and held >= settings.client_queries:
+            self.turned_away += 1
+            gone.close()
+            raise ProtocolError(429, f"this client has {held} queries running or waiting already, its share of "
+                                     "the endpoint; send the next once one is answered", {"Retry-After": "1"})
+        self.clients[client] = held + 1
+        limit = f"{settings.query_timeout:g}-second limit"
         try:
-            outcome = await queries.answer(prepared.job, gone)
+            outcome = await queries.answer(prepared.job, gone, arrived)
         except engine.ClientGone:
             return plain(499, "the client closed the connection; the query was stopped")  # nobody reads this
         except engine.QueryTimeout:
-            raise ProtocolError(503, f"the query ran longer than the {settings.query_timeout:g}-second limit and "
-                                     "was stopped; make it more specific or add a LIMIT",
-                                {"Retry-After": "1"}) from None
+            raise ProtocolError(503, f"the query ran longer than the {limit} and was stopped; make it more "
+                                     "specific or add a LIMIT", {"Retry-After": "1"}) from None
+        except engine.TooLong:
+            raise ProtocolError(503, f"the query ran longer than the {limit} when it was tried before, and the "
+                                     "data have not changed since: it was not run again; make it more specific "
+                                     "or add a LIMIT") from None
+        except engine.Waited:
+            raise ProtocolError(503, f"the server is busy: no worker was free for this query within its {limit}"
+                                     "; try again shortly", {"Retry-After": "2"}) from None
+        except engine.Busy:
+            raise ProtocolError(503, "the server is busy: as many queries as it lets wait are waiting; try again "
+                                     "shortly", {"Retry-After": "2"}) from None
         except engine.WorkerLost:
             raise ProtocolError(503, "the query's worker stopped before answering (the server may be shutting "
                                      "down, or the query needed too much memory); it was not completed",
                                 {"Retry-After": "1"}) from None
         finally:
             gone.close()
+            left = self.clients[client] - 1
+            if left:
+                self.clients[client] = left
+            else:
+                del self.clients[client]
         if outcome.error:
             raise ProtocolError(400, f"the query is not valid SPARQL: {outcome.error}")
         if outcome.too_large:
@@ -303,11 +331,16 @@ def _replay(body: bytes, receive: Receive) -> Receive:
 
 def _add_body(params: dict[str, list[str]], body: bytes, content_type: str) -> None:
     media = content_type.split(";")[0].strip().lower()
-    if media == "application/x-www-form-urlencoded":
-        for key, values in parse_qs(body.decode("utf-8", errors="replace"), keep_blank_values=True).items():
-            params.setdefault(key, []).extend(values)
-    elif media == "application/sparql-query":
-        params["query"] = [body.decode("utf-8", errors="replace")]
+    try:  # strictly: a query is UTF-8 (SPARQL 1.1 Protocol), and what replaced a bad byte would be searched for
+        if media == "application/x-www-form-urlencoded":
+            for key, values in http_limits.form_of(body).items():
+                params.setdefault(key, []).extend(values)
+        elif media == "application/sparql-query":
+            params["query"] = [http_limits.text_of(body, "query")]
+    except http_limits.BadText as exc:
+        raise ProtocolError(400, str(exc)) from None
+    if media in ("application/x-www-form-urlencoded", "application/sparql-query"):
+        return
     elif media == "application/sparql-update":
         raise ProtocolError(403, "this endpoint is read-only: SPARQL Update is not accepted")
     else:
