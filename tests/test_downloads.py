@@ -5,6 +5,8 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
+import shutil
+import subprocess
 
 import httpx
 import rdflib
@@ -44,6 +46,36 @@ def test_range_requests(server, served_dist):
     beyond = httpx.get(f"{server.url}/data/measures.nt",
                        headers={"Range": f"bytes={len(body) + 10}-", "Accept-Encoding": "identity"})
     assert beyond.status_code == 416
+
+
+def test_a_range_is_of_the_file_itself_whatever_the_client_accepts(server, served_dist):
+    body = (served_dist / "measures.nt").read_bytes()
+    for accept in ("gzip", "gzip, deflate, br", "identity"):
+        part = httpx.get(f"{server.url}/data/measures.nt", headers={"Range": "bytes=100-", "Accept-Encoding": accept})
+        assert part.status_code == 206, accept
+        assert "content-encoding" not in part.headers
+        assert part.content == body[100:]
+        assert part.headers["etag"] == httpx.head(f"{server.url}/data/measures.nt",
+                                                  headers={"Accept-Encoding": "identity"}).headers["etag"]
+
+
+def test_a_download_cut_short_resumes_to_the_exact_file_with_httpx_curl_and_wget(server, served_dist, tmp_path):
+    body = (served_dist / "measures.nt").read_bytes()
+    url = f"{server.url}/data/measures.nt"
+    cut = len(body) // 3
+    # httpx, as a script resuming by hand would: its default Accept-Encoding asks for gzip.
+    rest = httpx.get(url, headers={"Range": f"bytes={cut}-"})
+    assert body[:cut] + rest.content == body
+    clients = {"curl": lambda out: ["curl", "-sS", "--compressed", "-C", "-", "-o", str(out), url],
+               "wget": lambda out: ["wget", "-q", "-c", "--header=Accept-Encoding: gzip", "-O", str(out), url]}
+    for name, command in clients.items():
+        if shutil.which(name) is None:
+            print(f"{name} is not installed: not tried")
+            continue
+        out = tmp_path / f"{name}.nt"
+        out.write_bytes(body[:cut])  # what an interrupted download left
+        subprocess.run(command(out), check=True, timeout=60)
+        assert out.read_bytes() == body, name
 
 
 def test_gzip_is_served_from_the_precompressed_file(server, served_dist):

@@ -82,7 +82,9 @@ def serve(request: Request, edition: Files, name: str, versioned: bool = False) 
     plain = files[name]
     chosen, encoding = plain, None
     gz = files.get(name + ".gz")
-    if gz is not None and accepts_gzip(request.headers.get("accept-encoding")):
+    # A range is always of the identity representation: a slice of the gzipped file cannot be decoded, and a
+    # client resuming a download (httpx, curl -C, wget -c) asks for gzip by default and wants the file's bytes.
+    if gz is not None and "range" not in request.headers and accepts_gzip(request.headers.get("accept-encoding")):
         chosen, encoding = gz, "gzip"
     headers = {
         "ETag": chosen.etag,
