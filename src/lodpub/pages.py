@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 import jinja2
 import pyoxigraph as ox
@@ -38,9 +41,36 @@ class Alternate:
     href: str
 
 
+# What JSON inside an inline <script> must not hold as itself. "<" could open "<!--" or "</script>" (the
+# first puts the tokenizer in its double-escaped state, where the block's own </script> no longer ends
+# it); ">" and "&" are escaped with it, as HTML's own advice has it; U+2028/U+2029 end a line in older
+# JavaScript. Inside JSON strings each \uXXXX reads back as the same character.
+SCRIPT_ESCAPES = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026",
+                                "\u2028": "\\u2028", "\u2029": "\\u2029"})
+# Schemes a page may link to; anything else (javascript:, data:, vbscript:, file:, …) is shown as text.
+LINK_SCHEMES = frozenset({"http", "https", "tel", "mailto"})
+
+
+def script_json(data: Any) -> Markup:
+    """``data`` as JSON that can stand inside any inline <script> block: the one place pages make it."""
+    return Markup(json.dumps(data, ensure_ascii=False).translate(SCRIPT_ESCAPES))
+
+
+def linkable(href: str) -> bool:
+    """Whether ``href`` may be a live link: one of our own paths, or a URL of a scheme in LINK_SCHEMES."""
+    if href.startswith("/") and not href.startswith("//"):
+        return True
+    try:  # urlsplit drops leading controls and spaces and any tab or line break, as a browser does
+        return urlsplit(href).scheme.lower() in LINK_SCHEMES
+    except ValueError:
+        return False
+
+
 def environment() -> jinja2.Environment:
-    return jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
-                              trim_blocks=True, lstrip_blocks=True)
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
+                             trim_blocks=True, lstrip_blocks=True)
+    env.filters["tojson"] = script_json  # the templates' JSON is made where schema.org's is
+    return env
 
 
 def pick(labels: dict[str, str] | None, lang: str) -> str:
@@ -76,6 +106,8 @@ class Renderer:
                 return Markup('<a href="{}">{}</a>').format(iri, national(iri))
             text = pick(labels.get(iri), self.lang) or (self.term(iri) if iri in self.term_labels else iri)
             href = self.local(iri) or iri
+            if not linkable(href):  # the build keeps such URLs as text; this holds whatever the data says
+                return Markup('<span class="iri">{}</span>').format(text)
             link = Markup('<a href="{}">{}</a>').format(href, text)
             if iri in self.telephones:
                 call = "電話する" if self.lang == "ja" else "call"

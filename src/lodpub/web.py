@@ -7,7 +7,6 @@ embedding schema.org JSON-LD for dataset search engines and linking its RDF.
 
 from __future__ import annotations
 
-import json
 import math
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
@@ -54,9 +53,11 @@ def language(request: Request) -> str:
 
 
 def switch_url(request: Request, lang: str) -> str:
+    """This page in ``lang``. The path arrives decoded, so it is quoted again (a ``?`` or ``#`` in it would
+    change what the link means) and kept one path on this server (``//host`` would leave it)."""
     params = {k: v for k, v in request.query_params.items() if k != "lang"}
     params["lang"] = lang
-    return f"{request.url.path}?{urlencode(params)}"
+    return f"/{quote(request.url.path.lstrip('/'), safe='/')}?{urlencode(params)}"
 
 
 def render(edition: Edition, request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
@@ -75,10 +76,10 @@ def render(edition: Edition, request: Request, template: str, status: int = 200,
 
 
 def schema_script(data: dict[str, Any] | None) -> Markup | None:
-    """schema.org JSON-LD for a <script> element (``</`` escaped so it cannot close the element)."""
+    """schema.org JSON-LD for a <script> element, made safe there by pages.script_json."""
     if not data:
         return None
-    return Markup(json.dumps({"@context": "https://schema.org", **data}, ensure_ascii=False).replace("</", "<\\/"))
+    return pages.script_json({"@context": "https://schema.org", **data})
 
 
 # ------------------------------------------------------------------ landing and dataset
@@ -298,7 +299,6 @@ def query_editor(edition: Edition, request: Request) -> HTMLResponse:
     initial = request.query_params.get("query") or EXAMPLES[0].text(edition.base)
     examples = [{"title": e.title(lang), "query": e.text(edition.base)} for e in EXAMPLES]
     return render(edition, request, "sparql.html", title="SPARQL", initial=initial, examples=examples,
-                  examples_json=Markup(json.dumps(examples, ensure_ascii=False).replace("</", "<\\/")),
                   prologue=prologue(edition.base), timeout=settings.query_timeout, max_rows=settings.max_rows,
                   formats=[f.name for f in (*negotiation.SOLUTIONS, *negotiation.GRAPH)])
 
