@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -74,7 +75,8 @@ class Register:
         problems: list[Problem] = []
         entries: list[Entry] = []
         ids: dict[tuple[str, int], int] = {}
-        lines = path.read_text(encoding="utf-8").splitlines()
+        # LF or CRLF only: splitlines() would also break a key at a U+2028 (or U+0085, …) its name holds
+        lines = re.split(r"\r?\n", path.read_text(encoding="utf-8"))
         header_seen = False
         for number, line in enumerate(lines, start=1):
             if not line.strip() or line.startswith("#"):

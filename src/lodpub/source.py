@@ -33,7 +33,9 @@ CANONICAL_HEADER = {"name": "施策", "summary": "施策概要", "department": "
                     "phone": "連絡先", "url": "URL", "remarks": "備考"}
 
 HEADING = re.compile(r"^\s*【\s*戦略\s*(\d+)\s*】\s*(.*?)\s*$")
-LINE_BREAK = re.compile(r"\r\n|\n|\r")
+# Rows end at LF or CRLF, nothing else: a lone CR, like U+2028, U+2029, U+0085, VT, FF and U+001C–U+001E
+# (where str.splitlines() would split), is a character of its cell and is published as it is.
+LINE_BREAK = re.compile(r"\r?\n")
 UTF8_BOM = b"\xef\xbb\xbf"
 
 
