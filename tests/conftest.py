@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +19,7 @@ SEED = ROOT / "data" / "000_13cf6fe6c689b30c.txt"
 SHARED = Path(os.environ.get("LODPUB_SHARED", ROOT.parent / "shared"))
 HEADER = "施策\t施策概要\t担当部署\t連絡先\tURL\t備考"
 BASE = Settings().base
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 
 def table(*rows: str, heading: str = "【戦略1】 テスト戦略", header: str = HEADER) -> str:
@@ -155,3 +157,16 @@ def server(served_dist) -> Server:
                                    "LODPUB_PAGE_SIZE": "5"})
     yield running
     running.stop()
+
+
+@pytest.fixture(scope="module")  # per module: Playwright's sync API must not outlive the module's tests
+def browser():
+    """Debian's Chromium, headless, driven by Playwright (no browser is downloaded)."""
+    from playwright.sync_api import sync_playwright
+    if not Path(CHROMIUM).exists():
+        pytest.fail("Debian's chromium is not installed (.ci/run installs it: apt-get install chromium)")
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        yield chromium
+        chromium.close()
