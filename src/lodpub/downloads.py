@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from starlette.requests import Request
-from starlette.responses import FileResponse, Response
+from starlette.responses import FileResponse, RangeNotSatisfiable, Response
 
 from .negotiation import accepts_gzip
 from .publish import sha256_file
@@ -26,6 +26,9 @@ MEDIA_TYPES = {
     ".atom": "application/atom+xml",
 }
 VERSIONED_CACHE = "public, max-age=31536000, immutable"
+# More ranges than this in one request are ignored: the whole file, 200 (Apache's MaxRanges does the same
+# at 200). Downloaders ask for one; starlette alone would build a multipart answer of up to 100 parts.
+MAX_RANGES = 16
 PLAIN_CACHE = "public, max-age=300"
 
 
@@ -98,8 +101,47 @@ def serve(request: Request, edition: Files, name: str, versioned: bool = False) 
         headers["Content-Encoding"] = encoding
     if _not_modified(request, chosen.etag, last_modified):
         return Response(status_code=304, headers=headers)
-    return FileResponse(chosen.path, media_type=plain.media_type, headers=headers,
+    return _File(chosen.path, media_type=plain.media_type, headers=headers,
                         content_disposition_type="inline", filename=plain.name)
+
+
+class _File(FileResponse):
+    """A file answering ``Range`` as RFC 9110 has it: an unknown unit or more than ``MAX_RANGES`` ranges
+    are ignored (200, the whole file); unsatisfiable ranges are dropped, and 416 comes only when none is
+    left or the header is malformed (starlette answers 400 to that, and 416 to ``0-5,999999-``, whose
+    first range it could serve); overlapping and adjacent ranges are merged, so no answer holds a byte
+    twice and none is larger than the file and ``MAX_RANGES`` part headers."""
+
+    @classmethod
+    def _parse_range_header(cls, http_range: str, file_size: int) -> list[tuple[int, int]]:
+        unit, _, spec = http_range.partition("=")
+        parts = spec.split(",")
+        if unit.strip().lower() != "bytes" or len(parts) > MAX_RANGES:
+            return []  # ignored: the whole file
+        ranges = []
+        for part in parts:
+            first, dash, last = (p.strip() for p in part.partition("-"))
+            if not dash or not all(n == "" or (n.isascii() and n.isdigit() and len(n) < 20) for n in (first, last)):
+                raise RangeNotSatisfiable(file_size)  # malformed (or beyond any file: 20 digits)
+            if first:
+                start, end = int(first), (min(int(last) + 1, file_size) if last else file_size)
+                if last and int(last) < start:
+                    raise RangeNotSatisfiable(file_size)
+            elif last:
+                start, end = max(file_size - int(last), 0), file_size  # the last N bytes; N = 0 is none
+            else:
+                raise RangeNotSatisfiable(file_size)
+            if start < end:
+                ranges.append((start, end))
+        if not ranges:
+            raise RangeNotSatisfiable(file_size)
+        merged = [min(ranges)]
+        for start, end in sorted(ranges)[1:]:
+            if start <= merged[-1][1]:
+                merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+            else:
+                merged.append((start, end))
+        return merged
 
 
 def http_date(iso_date: str) -> str:
