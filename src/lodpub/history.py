@@ -116,7 +116,7 @@ def _history(request: Request) -> History:
     return request.app.state.history
 
 
-@router.get("/changes")
+@router.api_route("/changes", methods=["GET", "HEAD"])
 async def editions_page(request: Request) -> Response:
     """Every edition the tree keeps, newest first, with what changed in each."""
     edition, history = edition_of(request), _history(request)
@@ -134,7 +134,7 @@ async def editions_page(request: Request) -> Response:
                       editions=listed, alternates=_feed_link())
 
 
-@router.get("/changes/{name}")
+@router.api_route("/changes/{name}", methods=["GET", "HEAD"])
 async def edition_changes(request: Request, name: str) -> Response:
     edition, history = edition_of(request), _history(request)
     files = history.editions.files_of(name) if edition.knows(name) else None

@@ -7,13 +7,9 @@ read-only handle of the same store.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
-import sys
-import time
 from contextlib import asynccontextmanager
-from json.encoder import encode_basestring as quote  # type: ignore[attr-defined]
 from pathlib import Path
 
 import pyoxigraph as ox
@@ -24,7 +20,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.staticfiles import StaticFiles
 
-from . import downloads, history, negotiation, sparql_endpoint, web
+from . import downloads, history, http_limits, metrics, negotiation, sparql_endpoint, web
+from .access_log import AccessLog
 from .edition import EDITION_KEY, Edition, Editions, edition_of
 from .history import History
 from .linked_data import KINDS
@@ -34,7 +31,7 @@ from .settings import Settings
 IDENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
-def create_app(dist: Path, settings: Settings) -> EditionScope:
+def create_app(dist: Path, settings: Settings) -> http_limits.Guard:
     """The whole server: SPARQL queries on their own fast path, everything else through FastAPI, each
     request reading the edition that was current when it arrived."""
     editions = Editions(dist, settings)
@@ -65,11 +62,11 @@ def create_app(dist: Path, settings: Settings) -> EditionScope:
             return web.query_editor(edition_of(request), request)  # a browser following a link to a query
         return service_description(request)
 
-    @app.get("/search")
+    @app.api_route("/search", methods=["GET", "HEAD"])
     async def search(request: Request) -> Response:
         return await run_in_threadpool(web.search, edition_of(request), request)
 
-    @app.get("/browse/{kind}")
+    @app.api_route("/browse/{kind}", methods=["GET", "HEAD"])
     async def browse(request: Request, kind: str) -> Response:
         edition = edition_of(request)
         if kind not in ("strategies", "bureaus"):
@@ -85,12 +82,13 @@ def create_app(dist: Path, settings: Settings) -> EditionScope:
             return web.query_editor(edition, request)
         return rdf(edition, sparql_endpoint.service_description(settings, edition.triples), fmt, {"Vary": "Accept"})
 
-    @app.get("/health")
+    @app.api_route("/health", methods=["GET", "HEAD"])
     async def health(request: Request) -> JSONResponse:
         edition = edition_of(request)
         return JSONResponse({"status": "ok", "edition": edition.name, "issued": edition.ref.issued,
                              "dataset": edition.name, "triples": edition.triples, "switches": editions.switches,
                              "workers": edition.engine.workers, **edition.engine.stats,
+                             "turned_away": request.app.state.endpoint.turned_away,
                              "cache": edition.answers.stats()})
 
     @app.api_route("/id/{kind}/{ident}", methods=["GET", "HEAD"])
@@ -195,13 +193,24 @@ def create_app(dist: Path, settings: Settings) -> EditionScope:
             return not_found(request, 404, f"{settings.base}data/{version}/{name}")
         return downloads.serve(request, files, name, versioned=True)
 
+    @app.get("/metrics")
+    async def prometheus(request: Request) -> Response:
+        """For operators (setting ``metrics``): not there for anyone else."""
+        if not metrics.allowed(settings.metrics, request.client.host if request.client else None):
+            return not_found(request, 404, f"{settings.base}metrics")
+        body, media_type = metrics.exposition()
+        return Response(body, media_type=media_type, headers={"Cache-Control": "no-store"})
+
     app.include_router(history.router)
     app.mount("/static", StaticFiles(directory=Path(__file__).resolve().parent / "static"), name="static")
     app.add_middleware(CORSMiddleware, allow_origins=["*"], allow_credentials=False,
                        allow_methods=["GET", "POST", "HEAD", "OPTIONS"], allow_headers=["*"],
                        expose_headers=[name.strip() for name in sparql_endpoint.EXPOSED.decode().split(",")])
     logged = AccessLog(app)
-    return EditionScope(sparql_endpoint.Endpoint(settings, logged, wants_editor, logged.record), editions)
+    app.state.endpoint = sparql_endpoint.Endpoint(settings, logged, wants_editor, logged.record)
+    metrics.register(lambda: serving_state(editions))
+    scoped = EditionScope(app.state.endpoint, editions)
+    return http_limits.Guard(scoped, logged.record)
 
 
 EDITION_HEADER = b"lodpub-edition"
@@ -241,55 +250,8 @@ def wants_editor(accept: str | None, requested_format: str | None) -> bool:
         return False
 
 
-class AccessLog:
-    """One JSON line per request on standard error: method, path, status, bytes, milliseconds, client, edition.
-
-    It wraps the framework's app; the SPARQL endpoint in front of it records its own
-    requests through ``record``. Lines are written together once per turn of the event
-    loop, so that under load the log costs one system call per batch, not one per request.
-    """
-
-    def __init__(self, app):
-        self.app = app
-        self.pending: list[str] = []
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        start = time.perf_counter()
-        seen = {"status": 0, "bytes": 0}
-
-        async def sending(event):
-            if event["type"] == "http.response.start":
-                seen["status"] = event["status"]
-                headers = event.setdefault("headers", [])
-                if not any(name.lower() == b"access-control-allow-origin" for name, _ in headers):
-                    headers.append((b"access-control-allow-origin", b"*"))  # every answer is public
-            elif event["type"] == "http.response.body":
-                seen["bytes"] += len(event.get("body", b""))
-            await send(event)
-
-        try:
-            await self.app(scope, receive, sending)
-        finally:
-            self.record(scope, seen["status"], seen["bytes"], start)
-
-    def record(self, scope, status: int, size: int, start: float) -> None:
-        """Log one request that began at ``start`` (``time.perf_counter()``)."""
-        client = scope.get("client") or ("", 0)
-        edition = scope.get(EDITION_KEY)
-        # Written out rather than json.dumps(dict): this runs for every request, and only the strings
-        # need JSON's escaping.
-        line = (f'{{"method": {quote(scope["method"])}, "path": {quote(scope["path"])}, '
-                f'"query": {quote(scope.get("query_string", b"").decode("latin-1")[:200])}, '
-                f'"status": {status}, "bytes": {size}, '
-                f'"ms": {(time.perf_counter() - start) * 1000:.1f}, "client": {quote(str(client[0]))}, '
-                f'"edition": "{edition.name if edition else ""}"}}')
-        self.pending.append(line)
-        if len(self.pending) == 1:
-            asyncio.get_running_loop().call_soon(self.flush)
-
-    def flush(self) -> None:
-        lines, self.pending = self.pending, []
-        sys.stderr.write("\n".join(lines) + "\n")
-        sys.stderr.flush()
+def serving_state(editions: Editions) -> dict[str, object]:
+    """What /metrics reads at each scrape."""
+    edition = editions.current
+    return {"edition": edition.name, "issued": edition.ref.issued, "triples": edition.triples,
+            **edition.engine.stats}
