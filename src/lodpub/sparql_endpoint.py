@@ -21,6 +21,7 @@ import pyoxigraph as ox
 from starlette.responses import Response
 
 from . import engine, http_limits, negotiation, sparql_guard
+from .metrics import CACHE_HIT, CACHE_MISS
 from .settings import Settings
 from .vocab import DCTERMS, RDF, SD, VOID, XSD, prefixes
 
@@ -97,8 +98,10 @@ class AnswerCache:
         if found is not None:
             self.items.move_to_end(key)
             self.hits += 1
+            CACHE_HIT.inc()
         else:
             self.misses += 1
+            CACHE_MISS.inc()
         return found
 
     def put(self, key: RequestKey, value: Reply) -> None:
@@ -331,21 +334,19 @@ def _replay(body: bytes, receive: Receive) -> Receive:
 
 def _add_body(params: dict[str, list[str]], body: bytes, content_type: str) -> None:
     media = content_type.split(";")[0].strip().lower()
-    try:  # strictly: a query is UTF-8 (SPARQL 1.1 Protocol), and what replaced a bad byte would be searched for
-        if media == "application/x-www-form-urlencoded":
-            for key, values in http_limits.form_of(body).items():
-                params.setdefault(key, []).extend(values)
-        elif media == "application/sparql-query":
-            params["query"] = [http_limits.text_of(body, "query")]
-    except http_limits.BadText as exc:
-        raise ProtocolError(400, str(exc)) from None
-    if media in ("application/x-www-form-urlencoded", "application/sparql-query"):
-        return
-    elif media == "application/sparql-update":
+    if media == "application/sparql-update":
         raise ProtocolError(403, "this endpoint is read-only: SPARQL Update is not accepted")
-    else:
+    if media not in ("application/x-www-form-urlencoded", "application/sparql-query"):
         raise ProtocolError(415, "send the query as application/sparql-query, or as the 'query' field of "
                                  "application/x-www-form-urlencoded, or as ?query= in the URL")
+    try:  # strictly: a query is UTF-8 (SPARQL 1.1 Protocol), and a replaced byte would be searched for
+        if media == "application/sparql-query":
+            params["query"] = [http_limits.text_of(body, "query")]
+            return
+        for key, values in http_limits.form_of(body).items():
+            params.setdefault(key, []).extend(values)
+    except http_limits.BadText as exc:
+        raise ProtocolError(400, str(exc)) from None
 
 
 def _query(params: dict[str, list[str]], max_bytes: int) -> str:
