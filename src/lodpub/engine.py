@@ -58,6 +58,7 @@ import pyoxigraph as ox
 
 from . import pool, results
 from .events import event
+from .metrics import QUERY_SECONDS
 
 # ---------------------------------------------------------------- in the worker
 
@@ -359,6 +360,7 @@ class Engine:
                 outcome = answer_from(self.local, request)
             except Exception as exc:  # as a worker reports what escaped the handler
                 raise QueryFailed(f"{type(exc).__name__}: {exc}") from exc
+            QUERY_SECONDS.labels("inline").observe(outcome.seconds)
         else:
             kind = preferred_kind(self.pool.names, costs, self.timeout)
             if costs.get(kind, 0.0) >= self.timeout:
@@ -378,6 +380,7 @@ class Engine:
                     max(stopped.ran, self.timeout / EXPLORE_HEADROOM)
                 self._remember(request, costs, stopped.kind, max(costs.get(stopped.kind, 0.0), ran), at_least=True)
                 raise
+            QUERY_SECONDS.labels(outcome.store).observe(outcome.seconds)
         self._remember(request, costs, outcome.store, outcome.seconds)
         return outcome
 

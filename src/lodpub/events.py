@@ -10,10 +10,13 @@ from __future__ import annotations
 import json
 import logging
 
+from .metrics import EVENTS
+
 log = logging.getLogger("lodpub")
 
 
 def event(name: str, level: int = logging.WARNING, /, **facts: object) -> None:
-    """Log the event ``name`` with its ``facts`` as one line of JSON."""
+    """Log the event ``name`` with its ``facts`` as one line of JSON, and count it (metrics)."""
+    EVENTS.labels(name).inc()
     if log.isEnabledFor(level):
         log.log(level, json.dumps({"event": name, **facts}, ensure_ascii=False, default=str))

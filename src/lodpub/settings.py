@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 CONFIG_FILE = "lodpub.toml"
+CHOICES = {"metrics": ("loopback", "open", "off")}  # settings that take one of a few words
 
 
 @dataclass(frozen=True)
@@ -128,4 +129,7 @@ def load_settings(config: Path | None = None, environ: dict[str, str] | None = N
         raw = env.get("LODPUB_" + name.upper())
         if raw is not None:
             values[name] = _coerce(name, raw, getattr(settings, name))
+    for name, choices in CHOICES.items():
+        if name in values and values[name] not in choices:
+            raise SettingsError(f"setting {name!r} must be one of {', '.join(choices)}, not {values[name]!r}")
     return replace(settings, **values)
