@@ -7,6 +7,7 @@ read-only handle of the same store.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from contextlib import asynccontextmanager
@@ -23,6 +24,7 @@ from starlette.staticfiles import StaticFiles
 from . import downloads, history, http_limits, metrics, negotiation, sparql_endpoint, web
 from .access_log import AccessLog
 from .edition import EDITION_KEY, Edition, Editions, edition_of
+from .events import event
 from .history import History
 from .linked_data import KINDS
 from .responses import document_format, edition_gone_or_missing, message, rdf, split_extension
@@ -232,12 +234,26 @@ class EditionScope:
         scope[EDITION_KEY] = edition
         name = edition.name.encode()
 
-        async def sending(event):
-            if event["type"] == "http.response.start":
-                event.setdefault("headers", []).append((EDITION_HEADER, name))
-            await send(event)
+        started = False
 
-        await self.app(scope, receive, sending)
+        async def sending(message):
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                message.setdefault("headers", []).append((EDITION_HEADER, name))
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        except asyncio.CancelledError:
+            # Stopping, uvicorn waits timeout_graceful_shutdown seconds for requests under way, then cancels
+            # them: a request not yet answered is told why (not a 500 with a traceback); one whose answer had
+            # begun (a long download) ends short of its Content-Length, which its client notices.
+            event("request_stopped", path=scope["path"], answered=started,
+                  message="the server is stopping: a request still under way was stopped")
+            if not started:
+                await sparql_endpoint.plain(503, "the server is stopping; try again in a moment",
+                                            {"Retry-After": "5", "Connection": "close"}).send(send)
 
 
 def wants_editor(accept: str | None, requested_format: str | None) -> bool:
