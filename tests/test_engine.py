@@ -279,7 +279,7 @@ def test_a_request_may_take_a_copy_in_memory_unless_a_run_of_it_or_lately_of_ano
 
 
 def test_requests_wait_in_the_lane_of_their_fastest_run():
-    assert engine.lane({}) == "normal"
+    assert engine.lane({}) == "new"
     assert engine.lane({"disk": 0.01, "memory": 2.0}) == "cheap"
     assert engine.lane({"disk": 0.3}) == "normal"
     assert engine.lane({"disk": 1.5}) == "heavy"

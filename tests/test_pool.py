@@ -211,26 +211,28 @@ def test_beyond_the_bound_a_call_is_refused_at_once():
     assert refused_after < 0.05 and refused == 1 and after == "after"
 
 
-def test_cheap_calls_go_before_normal_ones_and_heavy_ones_hold_all_workers_but_one():
+def test_cheap_calls_go_first_and_heavy_or_new_ones_together_hold_all_workers_but_one():
     async def scenario(workers):
         order: list[str] = []
 
         async def call(name: str, seconds: float, lane: str):
             await workers.run(("pid_after", seconds), timeout=20, lane=lane)
             order.append(name)
-        # Two heavy calls on a pool of two: the second waits although a worker is idle.
-        heavy = [asyncio.ensure_future(call(f"heavy{i}", 1.0, pool.HEAVY)) for i in range(2)]
+        # A heavy and a new call on a pool of two: the new one waits although a worker is idle.
+        capped = [asyncio.ensure_future(call("heavy", 1.0, pool.HEAVY))]
+        await asyncio.sleep(0.1)
+        capped.append(asyncio.ensure_future(call("new", 1.0, pool.NEW)))
         await asyncio.sleep(0.2)
-        heavy_running = workers.heavy_running
+        capped_running = workers.capped_running
         normal = asyncio.ensure_future(call("normal", 0.3, pool.NORMAL))
         await asyncio.sleep(0.05)
         cheap = asyncio.ensure_future(call("cheap", 0.0, pool.CHEAP))
-        await asyncio.gather(*heavy, normal, cheap)
-        return heavy_running, order
-    heavy_running, order = run(scenario, size=2)
-    assert heavy_running == 1
-    # The idle worker took the normal call; the cheap one, asked later, went before the waiting heavy one.
-    assert order.index("cheap") < order.index("heavy1") and order.index("normal") < order.index("heavy1")
+        await asyncio.gather(*capped, normal, cheap)
+        return capped_running, order
+    capped_running, order = run(scenario, size=2)
+    assert capped_running == 1
+    # The idle worker took the normal call; the cheap one, asked later, went before the waiting new one.
+    assert order.index("normal") < order.index("new") and order.index("cheap") < order.index("new")
 
 
 def test_a_call_kept_to_one_kind_waits_for_that_kind():

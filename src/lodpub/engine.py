@@ -243,7 +243,7 @@ class TooLong(Exception):
 # hand-off to a worker costs, and too short a hold on the event loop for other clients to notice.
 INLINE_SECONDS = 0.001
 # Lanes (pool.LANES): a request that ran within CHEAP_SECONDS never waits behind one that took HEAVY_SECONDS
-# or more (or was stopped), and those together hold at most all workers but one.
+# or more (or was stopped) or has never run; those two together hold at most all workers but one.
 CHEAP_SECONDS = 0.05
 HEAVY_SECONDS = 1.0
 # A run stopped after this share of the limit counts as one that could not finish within it.
@@ -456,6 +456,6 @@ def allowed_kinds(kinds: Sequence[str], costs: dict[str, float], timeout: float,
 def lane(costs: dict[str, float]) -> str:
     """Where a request waits for a worker, by the fastest run it is known for (pool.LANES)."""
     if not costs:
-        return pool.NORMAL
+        return pool.NEW
     best = min(costs.values())
     return pool.CHEAP if best <= CHEAP_SECONDS else pool.HEAVY if best >= HEAVY_SECONDS else pool.NORMAL

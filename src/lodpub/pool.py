@@ -190,10 +190,12 @@ class _Worker:
             self.process.kill()
 
 
-# Lanes of calls waiting for a worker, served in this order: calls known to be cheap never wait behind
-# calls known to be heavy, and heavy calls hold at most all workers but one (``heavy_slots``).
-CHEAP, NORMAL, HEAVY = "cheap", "normal", "heavy"
-LANES = (CHEAP, NORMAL, HEAVY)
+# Lanes of calls waiting for a worker, served in this order: calls known to be cheap never wait behind calls
+# known to be heavy or never run (``NEW``), and those two lanes together hold at most all workers but one
+# (``capped_slots``), so that one worker is always there for the calls known to finish.
+CHEAP, NORMAL, NEW, HEAVY = "cheap", "normal", "new", "heavy"
+LANES = (CHEAP, NORMAL, NEW, HEAVY)
+CAPPED = frozenset((NEW, HEAVY))
 
 
 @dataclass
@@ -212,7 +214,7 @@ class ProcessPool:
     refused: int = 0  # calls not queued because the queue was full
     abandoned: int = 0
     replaced: int = 0
-    heavy_running: int = 0
+    capped_running: int = 0  # calls of the capped lanes holding a worker
     _stopping: bool = False
     _idle: deque[_Worker] = field(default_factory=deque)
     _waiting: dict[str, deque[_Waiter]] = field(
@@ -223,7 +225,7 @@ class ProcessPool:
 
     def __post_init__(self) -> None:
         self.names = tuple(kind.name for kind in self.kinds)  # the engine asks on every call
-        self.heavy_slots = max(1, sum(kind.size for kind in self.kinds) - 1)
+        self.capped_slots = max(1, sum(kind.size for kind in self.kinds) - 1)
 
     @property
     def waiting(self) -> int:
@@ -307,9 +309,9 @@ class ProcessPool:
             raise
         finally:
             self.running -= 1
-            if lane == HEAVY:
-                self.heavy_running -= 1
-                for idle in list(self._idle):  # kept idle while heavy calls had their share: now theirs?
+            if lane in CAPPED:
+                self.capped_running -= 1
+                for idle in list(self._idle):  # kept idle while the capped lanes had their share: now theirs?
                     self._idle.remove(idle)
                     self._release(idle)
         self._release(worker)
@@ -345,10 +347,10 @@ class ProcessPool:
         return worker
 
     async def _acquire(self, prefer: str, lane: str, deadline: float, kinds: tuple[str, ...] | None) -> _Worker:
-        if lane != HEAVY or self.heavy_running < self.heavy_slots:
+        if lane not in CAPPED or self.capped_running < self.capped_slots:
             worker = self._idle_worker(prefer, kinds)
             if worker is not None:
-                self.heavy_running += lane == HEAVY
+                self.capped_running += lane in CAPPED
                 return worker
         if self.max_waiting and self.waiting >= self.max_waiting:
             self.refused += 1
@@ -365,7 +367,7 @@ class ProcessPool:
             raise Waited from None
         except asyncio.CancelledError:
             if waiter.future.done() and not waiter.future.cancelled():  # handed over just as the caller left
-                self.heavy_running -= lane == HEAVY
+                self.capped_running -= lane in CAPPED
                 self._release(waiter.future.result())
             raise
         finally:
@@ -391,14 +393,14 @@ class ProcessPool:
     def _release(self, worker: _Worker) -> None:
         """Hand ``worker`` to the first caller waiting in the first lane that may have it, or keep it idle."""
         for lane in LANES:
-            if lane == HEAVY and self.heavy_running >= self.heavy_slots:
+            if lane in CAPPED and self.capped_running >= self.capped_slots:
                 continue
             queue = self._waiting[lane]
             for waiter in queue:
                 if not waiter.future.done() and (waiter.kinds is None or worker.kind.name in waiter.kinds):
                     queue.remove(waiter)
                     waiter.future.set_result(worker)
-                    self.heavy_running += lane == HEAVY  # counted at once: the next release must see it
+                    self.capped_running += lane in CAPPED  # counted at once: the next release must see it
                     return
         self._idle.append(worker)
 
