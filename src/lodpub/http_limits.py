@@ -8,7 +8,8 @@ Two pieces, both measured against the running server (tests/test_abuse.py):
   ``limit_concurrency``, past which everyone gets 503); llhttp and uvicorn set no limit on the size or
   number of headers (a 20 MB header and 100,000 headers were answered 200); and every request
   pipelined in one read was parsed and queued at once (180 KB of ``GET /health`` on 20 connections
-  grew the server by 73 MB).
+  grew the server by 73 MB). After a refusal it reads and drops what the client still sends for a
+  moment, so that the client reads the answer rather than a connection reset.
 * ``Guard``: an ASGI app in front of everything that answers 400 for a path or query string that is
   not UTF-8 once percent-decoded or holds a NUL, 404 for dot segments and encoded slashes in a path,
   and turns the framework's 405 to a plain ``OPTIONS`` into 204 with ``Allow``.
@@ -26,6 +27,7 @@ from urllib.parse import parse_qs, unquote_to_bytes
 
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
+from .events import event
 from .settings import Settings
 
 Scope = MutableMapping[str, Any]
@@ -40,7 +42,10 @@ MAX_URL_BYTES = 65_535
 MAX_PIPELINED = 16
 # Kept free of the process's descriptors for the workers' sockets, the store and the files served.
 RESERVED_FILES = 256
-log = logging.getLogger("lodpub")
+# After a refusal, what the client still sends is read and dropped for this long before the connection
+# closes: closing with unread bytes makes the kernel send a reset, which can destroy the answer before
+# the client reads it (nginx's lingering close, for the same reason).
+LINGER_SECONDS = 2.0
 
 
 class _Refused(Exception):
@@ -87,7 +92,7 @@ class BoundedProtocol(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         self._deadline: asyncio.TimerHandle | None = None
         self._refusal: _Refused | None = None
-        self._in_head = self._in_body = False
+        self._in_head = self._in_body = self._lingering = False
         self._head_bytes = self._header_bytes = self._header_count = 0
         super().connection_made(transport)
         self._arm()  # a client that connects and says nothing is closed too
@@ -97,8 +102,10 @@ class BoundedProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
+        if self._lingering:
+            return
         super().data_received(data)
-        if self.transport.is_closing():
+        if self.transport.is_closing() or self._lingering:
             return
         if self._in_head:
             # httptools hands a header over only once it is whole, so one endless header is caught here.
@@ -144,9 +151,7 @@ class BoundedProtocol(HttpToolsProtocol):
     def send_400_response(self, msg: str) -> None:
         """Called by uvicorn for any parser error, ours included: answer ours with its own status."""
         refusal, self._refusal = self._refusal, None
-        if refusal is None:
-            return super().send_400_response(msg)
-        self._answer(refusal)
+        self._answer(refusal or _Refused(400, msg))
 
     def _refuse(self, status: int, message: str) -> None:
         """Stop parsing (httptools turns the exception into a parser error, which uvicorn hands to
@@ -155,7 +160,10 @@ class BoundedProtocol(HttpToolsProtocol):
         raise self._refusal
 
     def _answer(self, refusal: _Refused) -> None:
-        log.warning("refused a request from %s: %s", (self.client or ("?",))[0], refusal)
+        if self._lingering:  # answered already
+            return
+        self._disarm()
+        event("http_refused", status=refusal.status or None, client=(self.client or ("",))[0], message=str(refusal))
         if refusal.status and (self.cycle is None or self.cycle.response_complete):
             body = (str(refusal) + "\n").encode()
             head = [STATUS_LINE[refusal.status]]
@@ -163,6 +171,11 @@ class BoundedProtocol(HttpToolsProtocol):
             head += [b"content-type: text/plain; charset=utf-8\r\n",
                      b"content-length: %d\r\n" % len(body), b"connection: close\r\n\r\n"]
             self.transport.write(b"".join(head) + body)
+            if self.transport.can_write_eof():
+                self.transport.write_eof()
+                self._lingering = True
+                self.loop.call_later(LINGER_SECONDS, self.transport.close)
+                return
         self.transport.close()
 
     def _too_large(self) -> str:
@@ -178,13 +191,12 @@ class BoundedProtocol(HttpToolsProtocol):
 
     def _expired(self) -> None:
         self._deadline = None
-        if self.transport.is_closing():
+        if self.transport.is_closing() or self._lingering:
             return
         if self._in_head:  # a request begun but not finished: say why it is dropped (nothing was answered)
             self._answer(_Refused(408, f"the request's headers did not arrive within {self.header_timeout:g} s"))
-        else:  # an idle new connection, or a body that stalled after its answer began: just close
-            log.warning("closed a connection from %s: nothing for %g s", (self.client or ("?",))[0],
-                        self.header_timeout)
+        else:  # a new connection that said nothing (browsers open some ahead), or a stalled body: just close
+            event("connection_timed_out", logging.DEBUG, client=(self.client or ("",))[0])
             self.transport.close()
 
 
@@ -265,6 +277,10 @@ class Guard:
                 (b"access-control-allow-origin", b"*")]})
             await send({"type": "http.response.body", "body": body})  # uvicorn drops it for HEAD
             return self.record(scope, status, len(body) if scope["method"] != "HEAD" else 0, start)
+        if scope["method"] == "OPTIONS" and scope["path"] == "*":  # the server as a whole
+            await send({"type": "http.response.start", "status": 204, "headers": [
+                (b"allow", b"GET, HEAD, POST, OPTIONS")]})
+            return await send({"type": "http.response.body", "body": b""})
         if scope["method"] == "OPTIONS" and not any(name == b"access-control-request-method"
                                                     for name, _ in scope["headers"]):
             send = _allowing(send, scope["path"] == "/sparql")

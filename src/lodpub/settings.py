@@ -61,12 +61,16 @@ class Settings:
     # (by connecting address) has at most ``client_queries`` queries running or waiting (beyond: 429).
     queue_per_worker: int = 8
     client_queries: int = 4
-    # HTTP limits (README "HTTP limits"), given to uvicorn and checked in front of the app.
-    limit_concurrency: int = 4096  # connections and requests at once; beyond: 503
-    timeout_keep_alive: float = 5.0  # seconds an idle keep-alive connection is kept
-    header_timeout: float = 10.0  # seconds a client has to send a request's headers
-    max_header_bytes: int = 16_384  # all of a request's headers together; beyond: 431
-    max_headers: int = 100  # header lines in one request; beyond: 431
+    # HTTP limits (README "HTTP limits"), given to uvicorn and checked by http_limits in front of the app.
+    # Connections (idle and slow ones included) and requests at once; beyond: 503. Each is a descriptor: the
+    # server raises its soft limit of open files to the hard one and warns below this + 256.
+    limit_concurrency: int = 4096
+    timeout_keep_alive: float = 5.0  # seconds an idle connection is kept between requests (uvicorn's default)
+    # Seconds a client has to send a request's headers (from connecting, for the first), then its body;
+    # beyond: closed (408 if a request had begun). A slowloris client is cut off after this.
+    header_timeout: float = 10.0
+    max_header_bytes: int = 16_384  # all of a request's header fields together; beyond: 431 (nginx: 4 x 8 KB)
+    max_headers: int = 100  # header fields in one request; beyond: 431 (Apache's LimitRequestFields)
     # Metrics in the Prometheus text format at /metrics: "loopback" answers only clients on loopback,
     # "open" everyone, "off" nobody (404).
     metrics: str = "loopback"
