@@ -94,3 +94,15 @@ def test_the_ontology_and_shapes_answer_at_their_iris(server):
         assert (rdflib.URIRef(f"{BASE}def/{stem}#{term}"), None, None) in graph
         html = httpx.get(f"{server.url}/def/{stem}", headers={"Accept": "text/html"})
         assert html.status_code == 200 and f'id="{term}"' in html.text
+
+
+def test_a_path_no_route_has_is_the_sites_404_not_the_frameworks_json(server):
+    plain = httpx.get(f"{server.url}/no/such/page")
+    assert plain.status_code == 404
+    assert plain.headers["content-type"].startswith("text/plain")
+    assert plain.text.startswith("Not Found: ") and "detail" not in plain.text
+    page = httpx.get(f"{server.url}/no/such/page", headers={"Accept": "text/html"})
+    assert page.status_code == 404 and "<main>" in page.text and "/no/such/page" in page.text
+    wrong = httpx.delete(f"{server.url}/doc/measure/1")
+    assert wrong.status_code == 405 and wrong.headers["content-type"].startswith("text/plain")
+    assert "GET" in wrong.headers["allow"]

@@ -16,6 +16,7 @@ from pathlib import Path
 import pyoxigraph as ox
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
@@ -52,6 +53,13 @@ def create_app(dist: Path, settings: Settings) -> http_limits.Guard:
     async def internal_error(request: Request, exc: Exception) -> Response:
         logging.getLogger("lodpub").exception("internal error on %s", request.url.path)
         return sparql_endpoint.text(500, "internal error: the request could not be answered")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def framework_error(request: Request, exc: StarletteHTTPException) -> Response:
+        """A path no route has is a 404 like any other (a page or plain text), not the framework's JSON."""
+        if exc.status_code == 404:
+            return not_found(request, 404, settings.base + request.url.path.lstrip("/"))
+        return sparql_endpoint.text(exc.status_code, str(exc.detail), exc.headers)
 
     @app.exception_handler(sparql_endpoint.ProtocolError)
     async def protocol_error(request: Request, exc: sparql_endpoint.ProtocolError) -> Response:
