@@ -245,7 +245,7 @@ def build(paths: Sequence[Path], out: Path, settings: Settings, register: Regist
                 naming(name)
             caches = cache_root(out, settings.cache_dir)
             with _stage(result, "index", progress):
-                before_caches = (caches / previous, previous, delta.subjects(search.indexed(settings.base))) \
+                before_caches = (caches / previous, previous, _touched_measures(delta, settings.base)) \
                     if previous and delta else None
                 ensure_caches(tmp, caches / name, settings.base, name, before_caches)
             published.place(out, tmp, name)
@@ -268,6 +268,13 @@ def published_register(out: Path) -> Register:
     register = Register.load(out / name / "register.tsv")
     register.path = None
     return register
+
+
+def _touched_measures(delta: changes.Delta, base: str) -> set[str]:
+    """The measures whose search rows changed. Units and contacts change their labels too, and the index
+    numbers its rows by measure: unit 26's new name must not replace measure 26's row."""
+    prefix = f"{base}id/measure/"
+    return {s for s in delta.subjects(search.indexed(base)) if s.startswith(prefix) and s[len(prefix):].isdigit()}
 
 
 def _change_prefixes(settings: Settings) -> dict[str, str]:
