@@ -26,7 +26,7 @@ from .resources import ENGLISH_NAMES, resource_path
 from .results import used_prefixes
 from .settings import Settings
 from .source import EncodingError, SourceFile, Strategy, read
-from .store import cache_root, ensure_caches, prune_caches
+from .store import cache_root, clear_leftovers, ensure_caches, prune_caches
 from .vocab import RDFS, prefixes
 
 DUMP = "measures"
@@ -247,6 +247,7 @@ def build(paths: Sequence[Path], out: Path, settings: Settings, register: Regist
             with _stage(result, "index", progress):
                 before_caches = (caches / previous, previous, _touched_measures(delta, settings.base)) \
                     if previous and delta else None
+                clear_leftovers(caches / name)  # a build of this edition killed before may have left some
                 ensure_caches(tmp, caches / name, settings.base, name, before_caches)
             published.place(out, tmp, name)
         # Saved before the pointer moves: an IRI minted here and never published is harmless; one published

@@ -11,9 +11,10 @@
 An edition is named by the hash of its content (``edition_name``): the same tables built after the same
 edition give the same name, anywhere. It is written beside the tree, renamed into it whole, and only then
 pointed to; a build that fails or is killed at any moment leaves the pointer and every edition as they were
-(what a killed build leaves beside the tree is hidden, and removed by the next build). Nothing else lives in
-the tree: the server's caches are kept elsewhere, so the tree is byte-for-byte reproducible and any static web
-server can serve it as it is.
+(what a killed build leaves beside the tree is hidden, and removed by the next build; links are made beside
+it too, and an edition leaves it in one rename, so none is ever seen half-removed). Nothing else lives in the tree:
+the server's caches are kept elsewhere, so the tree is byte-for-byte reproducible and any static web server
+can serve it as it is.
 """
 
 from __future__ import annotations
@@ -92,8 +93,11 @@ def writing(out: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise TreeError(f"another build is writing {out} (it holds {lock}); wait for it to finish") from None
-        for left in out.parent.glob(f".{out.name}-new-*"):  # from a build that was killed: never pointed to
-            shutil.rmtree(left, ignore_errors=True)
+        for left in [*out.parent.glob(f".{out.name}-new-*"), *out.parent.glob(f".{out.name}-gone-*")]:
+            if left.is_symlink():  # from a build that was killed: never pointed to
+                left.unlink()
+            else:
+                shutil.rmtree(left, ignore_errors=True)
         yield
 
 
@@ -114,9 +118,21 @@ def place(out: Path, staged: Path, name: str) -> Path:
     target = out / name
     os.chmod(staged, 0o755)
     if target.exists():  # the same name is the same content: written by a build that stopped before pointing
-        shutil.rmtree(target)
+        remove(out, name)
     os.rename(staged, target)
     return target
+
+
+def remove(out: Path, name: str) -> None:
+    """Take ``name`` out of the tree in one rename (beside it, where the next build clears what a kill left),
+    then delete it: an edition is in the tree whole or not at all."""
+    aside = out.parent / f".{out.name}-gone-{name}"
+    shutil.rmtree(aside, ignore_errors=True)
+    try:
+        os.rename(out / name, aside)
+    except OSError:  # a disk too full even for that: deleted where it is
+        aside = out / name
+    shutil.rmtree(aside, ignore_errors=True)
 
 
 def point(out: Path, name: str) -> None:
@@ -130,7 +146,10 @@ def point(out: Path, name: str) -> None:
 
 
 def _replace_link(link: Path, target: str) -> None:
-    tmp = link.with_name(f".{link.name}-{os.getpid()}")
+    """Replace ``link`` in one rename of a link made beside the tree (so that not even a hidden one is ever
+    seen in it; the tree and what is beside it are one filesystem, as ``place`` needs too)."""
+    out = link.parent
+    tmp = out.with_name(f".{out.name}-new-link-{os.getpid()}-{link.name}")
     tmp.unlink(missing_ok=True)
     os.symlink(target, tmp)
     os.replace(tmp, link)
@@ -142,5 +161,6 @@ def prune(out: Path, chain: list[str], keep: int) -> list[str]:
     kept = set(chain if keep <= 0 else chain[:max(keep, 1)])
     gone = sorted(name for name in editions(out) if name not in kept)
     for name in gone:
-        shutil.rmtree(out / name, ignore_errors=True)
+        remove(out, name)
     return gone
+

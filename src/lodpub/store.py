@@ -5,7 +5,8 @@ RocksDB, opened read-only by every reader) and the search index (SQLite FTS5, ``
 ``<cache>/<edition>/`` (by default ``dist.cache/`` beside ``dist/``, setting ``cache_dir``); an edition's
 name is the hash of its content, so a cache built for a name is right for that name anywhere. ``lodpub
 build`` writes them before it points to a new edition (so a running server switches at once); ``lodpub
-serve`` builds whatever is missing.
+serve`` builds whatever is missing. Each is written under a temporary name and renamed when whole, so a
+process killed while writing one leaves no cache that looks complete.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from .search import INDEX, build_index, ensure_index, index_version
 STORE_DIR = "store"
 DUMP_NT = "measures.nt"
 MARKER = "COMPLETE"  # written into a store once it is whole
+LEFTOVERS = (".store-new-*", ".search-new-*")  # what a writer killed before its rename leaves
+GONE = ".gone-"  # an edition's caches on their way out
 
 
 def cache_root(dist: Path, configured: str = "") -> Path:
@@ -77,9 +80,35 @@ def open_read_only(cache: Path) -> ox.Store:
     return ox.Store.read_only(str(cache / STORE_DIR))
 
 
-def prune_caches(root: Path, keep: set[str]) -> None:
-    """Remove the caches of every edition but ``keep``."""
-    if root.is_dir():
-        for path in root.iterdir():
-            if is_edition_name(path.name) and path.name not in keep:
+def clear_leftovers(cache: Path) -> None:
+    """Remove what a process killed while writing ``cache`` left there; only for caches no one else writes
+    (a new edition's, under the build's lock)."""
+    for pattern in LEFTOVERS:
+        for path in cache.glob(pattern):
+            if path.is_dir():
                 shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+
+
+def discard_caches(cache: Path) -> None:
+    """Remove an edition's caches in one rename first, so that none is ever found half-removed."""
+    aside = cache.with_name(GONE + cache.name)
+    shutil.rmtree(aside, ignore_errors=True)
+    try:
+        os.rename(cache, aside)
+    except FileNotFoundError:
+        return
+    except OSError:
+        aside = cache
+    shutil.rmtree(aside, ignore_errors=True)
+
+
+def prune_caches(root: Path, keep: set[str]) -> None:
+    """Remove the caches of every edition but ``keep`` (and what an earlier removal killed midway left)."""
+    if root.is_dir():
+        for path in list(root.iterdir()):
+            if path.name.startswith(GONE):
+                shutil.rmtree(path, ignore_errors=True)
+            elif is_edition_name(path.name) and path.name not in keep:
+                discard_caches(path)
