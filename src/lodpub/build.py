@@ -26,7 +26,7 @@ from .resources import ENGLISH_NAMES, resource_path
 from .results import used_prefixes
 from .settings import Settings
 from .source import EncodingError, SourceFile, Strategy, read
-from .store import cache_root, clear_leftovers, ensure_caches, prune_caches
+from .store import cache_root, clear_leftovers, discard_caches, ensure_caches, prune_caches
 from .vocab import RDFS, prefixes
 
 DUMP = "measures"
@@ -232,28 +232,37 @@ def build(paths: Sequence[Path], out: Path, settings: Settings, register: Regist
                     """Write the files that name the edition; return their text, to be hashed."""
                     ref = metadata.EditionRef(name, previous, issued, history)
                     text = describe(ref, check=name != SELF)
-                    (tmp / DESCRIPTION).write_text(text, encoding="utf-8")
+                    with published.naming(tmp / DESCRIPTION) as path:
+                        path.write_text(text, encoding="utf-8")
                     edition = metadata.edition_iri(settings, name)
                     sets = changes.triples(found, edition, issued, settings.base)
-                    publish.write_turtle(tmp / CHANGES, sets, used_prefixes(sets, _change_prefixes(settings)))
-                    feed.write(tmp / FEED, settings, name, issued, found, previous is None,
-                               out / previous / FEED if previous else None)
+                    with published.naming(tmp / CHANGES) as path:
+                        publish.write_turtle(path, sets, used_prefixes(sets, _change_prefixes(settings)))
+                    with published.naming(tmp / FEED) as path:
+                        feed.write(path, settings, name, issued, found, previous is None,
+                                   out / previous / FEED if previous else None)
                     return text + "".join((tmp / n).read_text(encoding="utf-8") for n in (CHANGES, FEED))
 
                 name = published.edition_name(previous, content, naming(SELF))
                 result.edition = name
                 naming(name)
             caches = cache_root(out, settings.cache_dir)
-            with _stage(result, "index", progress):
-                before_caches = (caches / previous, previous, _touched_measures(delta, settings.base)) \
-                    if previous and delta else None
-                clear_leftovers(caches / name)  # a build of this edition killed before may have left some
-                ensure_caches(tmp, caches / name, settings.base, name, before_caches)
-            published.place(out, tmp, name)
-        # Saved before the pointer moves: an IRI minted here and never published is harmless; one published
-        # and then forgotten by the register would be minted again for something else.
-        register.save()
-        published.point(out, name)
+            try:
+                with _stage(result, "index", progress):
+                    before_caches = (caches / previous, previous, _touched_measures(delta, settings.base)) \
+                        if previous and delta else None
+                    clear_leftovers(caches / name)  # a build of this edition killed before may have left some
+                    ensure_caches(tmp, caches / name, settings.base, name, before_caches)
+                # Saved before the pointer moves: an IRI minted here and never published is harmless; one
+                # published and then forgotten by the register would be minted again for something else.
+                register.save()
+                published.place(out, tmp, name)
+                published.point(out, name)
+            except BaseException:  # nothing of this edition stays to take room: neither its caches nor its files
+                if published.current(out) != name:
+                    published.discard(out, name)
+                    discard_caches(caches / name)
+                raise
         chain = [name, *(e.name for e in reversed(history))]  # newest first, as the description lists them
         published.prune(out, chain, settings.keep_editions)
         prune_caches(caches, set(chain[:2]))  # the new edition's, and the one a running server may still be on
@@ -302,17 +311,29 @@ def _write_edition(tmp: Path, triples, settings: Settings, rules: validation.Rul
     base = settings.base
     shapes_text, ontology_text, _ = rules.texts
     names = prefixes(base) | {kind: f"{base}id/{kind}/" for kind in ("measure", "unit", "contact", "strategy")}
-    publish.write_turtle(tmp / f"{DUMP}.ttl", triples, names)
-    publish.write_sorted_ntriples(tmp / f"{DUMP}.nt", triples)
     context_url = f"{base}data/context.jsonld"
-    with (tmp / f"{DUMP}.jsonld").open("w", encoding="utf-8", newline="\n") as fh:
-        jsonld.write_document(fh, triples, base, context_url)
-    (tmp / "context.jsonld").write_text(
-        json.dumps(jsonld.context(base), ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-    (tmp / "ontology.ttl").write_text(publish.with_base(ontology_text, base), encoding="utf-8")
-    (tmp / "shapes.ttl").write_text(publish.with_base(shapes_text, base), encoding="utf-8")
-    publish.write_turtle(tmp / "shacl-report.ttl", validation.report_triples(findings), prefixes(base))
-    (tmp / "register.tsv").write_text(register.dumps(), encoding="utf-8")
+
+    def dump_jsonld(path: Path) -> None:
+        with path.open("w", encoding="utf-8", newline="\n") as fh:
+            jsonld.write_document(fh, triples, base, context_url)
+
+    def text(content: str) -> Callable[[Path], object]:
+        return lambda path: path.write_text(content, encoding="utf-8")
+
+    writers: dict[str, Callable[[Path], object]] = {
+        f"{DUMP}.ttl": lambda path: publish.write_turtle(path, triples, names),
+        f"{DUMP}.nt": lambda path: publish.write_sorted_ntriples(path, triples),
+        f"{DUMP}.jsonld": dump_jsonld,
+        "context.jsonld": text(json.dumps(jsonld.context(base), ensure_ascii=False, indent=2) + "\n"),
+        "ontology.ttl": text(publish.with_base(ontology_text, base)),
+        "shapes.ttl": text(publish.with_base(shapes_text, base)),
+        "shacl-report.ttl": lambda path: publish.write_turtle(path, validation.report_triples(findings),
+                                                              prefixes(base)),
+        "register.tsv": text(register.dumps()),
+    }
+    for name, write in writers.items():
+        with published.naming(tmp / name) as path:  # an error names the file it could not write
+            write(path)
 
     titles = {
         f"{DUMP}.ttl": "The dataset in Turtle", f"{DUMP}.nt": "The dataset in N-Triples (sorted)",
@@ -322,8 +343,12 @@ def _write_edition(tmp: Path, triples, settings: Settings, rules: validation.Rul
         "register.tsv": "The identifier register (every IRI ever minted, with withdrawn ones)",
     }
     dumps = (f"{DUMP}.ttl", f"{DUMP}.nt", f"{DUMP}.jsonld")
+
+    def gzip(path: Path) -> None:
+        with published.naming(path.with_name(path.name + ".gz")):
+            publish.gzip_file(path)
     with ThreadPoolExecutor(len(dumps)) as compressing:  # zlib lets go of the GIL: 3.4 -> 1.8 s at 100,000
-        list(compressing.map(publish.gzip_file, (tmp / name for name in dumps)))
+        list(compressing.map(gzip, (tmp / name for name in dumps)))
     titles.update({name + ".gz": titles[name] + ", gzipped" for name in dumps})
     files = [metadata.FileInfo(name, (tmp / name).stat().st_size, publish.sha256_file(tmp / name), title)
              for name, title in sorted(titles.items())]

@@ -177,9 +177,8 @@ def _build(args: argparse.Namespace, settings) -> int:
     except TreeError as exc:
         print(f"lodpub: {exc}; nothing was published", file=sys.stderr)
         return 1
-    except OSError as exc:
-        where = exc.filename or args.out
-        print(f"lodpub: cannot write {where}: {exc.strerror or exc}; nothing was published", file=sys.stderr)
+    except OSError as exc:  # a full disk, a read-only one, no permission: the machine's problem, said in a line
+        print(f"lodpub: {published.failure(exc, args.out)}; nothing was published", file=sys.stderr)
         return 1
     for problem in result.warnings[:MAX_WARNINGS_SHOWN]:
         print(problem, file=sys.stderr)

@@ -12,13 +12,14 @@ An edition is named by the hash of its content (``edition_name``): the same tabl
 edition give the same name, anywhere. It is written beside the tree, renamed into it whole, and only then
 pointed to; a build that fails or is killed at any moment leaves the pointer and every edition as they were
 (what a killed build leaves beside the tree is hidden, and removed by the next build; links are made beside
-it too, and an edition leaves it in one rename, so none is ever seen half-removed). Nothing else lives in the tree:
-the server's caches are kept elsewhere, so the tree is byte-for-byte reproducible and any static web server
-can serve it as it is.
+it too, and an edition leaves it in one rename, so none is ever seen half-removed). A build that fails on its
+own (a full disk) removes what it wrote. Nothing else lives in the tree: the server's caches are kept
+elsewhere, so the tree is byte-for-byte reproducible and any static web server can serve it as it is.
 """
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import hashlib
 import os
@@ -31,6 +32,7 @@ from pathlib import Path
 
 POINTER = "current"
 NAME = re.compile(r"^[0-9a-f]{12}$")
+FULL = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is used up"}
 
 
 class TreeError(Exception):
@@ -135,6 +137,12 @@ def remove(out: Path, name: str) -> None:
     shutil.rmtree(aside, ignore_errors=True)
 
 
+def discard(out: Path, name: str) -> None:
+    """Undo ``place`` after a failure, unless ``name`` has become the current edition after all."""
+    if os.path.lexists(out / name) and current(out) != name:
+        remove(out, name)
+
+
 def point(out: Path, name: str) -> None:
     """Make ``name`` the current edition: first a link for each of its files at the top (new names only;
     they go through ``current``), then the pointer itself, replaced in one rename."""
@@ -164,3 +172,35 @@ def prune(out: Path, chain: list[str], keep: int) -> list[str]:
         remove(out, name)
     return gone
 
+
+def failure(exc: OSError, where: Path) -> str:
+    """What a failed write says to a person: the path (``where`` when the error names none) and why, in words
+    that say when the disk is full, whoever raised it (Python, pyoxigraph, RocksDB)."""
+    code = error_number(exc)
+    reason = os.strerror(code) if code else (exc.strerror or str(exc))
+    return f"cannot write {exc.filename or where}: {reason}" + (f" ({FULL[code]})" if code in FULL else "")
+
+
+def error_number(exc: OSError) -> int | None:
+    """The errno of ``exc``; pyoxigraph and RocksDB give it only in their message."""
+    if exc.errno:
+        return exc.errno
+    text = str(exc)
+    found = re.search(r"\(os error (\d+)\)", text)
+    if found:
+        return int(found.group(1))
+    return next((code for code in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EIO)
+                 if os.strerror(code) in text), None)
+
+
+@contextmanager
+def naming(path: Path) -> Iterator[Path]:
+    """A context in which an OSError that names no file (pyoxigraph's, a file object's write) is raised again
+    naming ``path``, the file being written."""
+    try:
+        yield path
+    except OSError as exc:
+        if exc.filename:
+            raise
+        code = error_number(exc)
+        raise OSError(code or 0, os.strerror(code) if code else str(exc), str(path)) from exc

@@ -11,15 +11,17 @@ process killed while writing one leaves no cache that looks complete.
 
 from __future__ import annotations
 
+import errno
 import gc
 import os
 import shutil
+import sqlite3
 import tempfile
 from pathlib import Path
 
 import pyoxigraph as ox
 
-from .published import is_edition_name
+from .published import is_edition_name, naming
 from .search import INDEX, build_index, ensure_index, index_version
 
 STORE_DIR = "store"
@@ -43,13 +45,14 @@ def build_store(dump: Path, cache: Path) -> Path:
     target = cache / STORE_DIR
     tmp = Path(tempfile.mkdtemp(dir=cache, prefix=".store-new-"))
     try:
-        store = ox.Store(str(tmp))
-        store.bulk_load(path=str(dump), format=ox.RdfFormat.N_TRIPLES)
-        store.flush()
-        store.optimize()
-        del store
-        gc.collect()  # RocksDB closes when the last handle goes; rename only after that
-        (tmp / MARKER).write_text(dump.name + "\n")
+        with naming(target):  # RocksDB names only its own temporary file
+            store = ox.Store(str(tmp))
+            store.bulk_load(path=str(dump), format=ox.RdfFormat.N_TRIPLES)
+            store.flush()
+            store.optimize()
+            del store
+            gc.collect()  # RocksDB closes when the last handle goes; rename only after that
+            (tmp / MARKER).write_text(dump.name + "\n")
         if target.exists():
             shutil.rmtree(target)
         os.rename(tmp, target)
@@ -68,11 +71,16 @@ def ensure_caches(edition: Path, cache: Path, base: str, name: str,
     if not (cache / STORE_DIR / MARKER).exists():
         build_store(edition / DUMP_NT, cache)
     store = open_read_only(cache)
-    if previous is not None and index_version(previous[0] / INDEX) == previous[1] \
-            and index_version(cache / INDEX) != name:
-        build_index(cache, store, base, name, previous[0] / INDEX, previous[2])
-    else:
-        ensure_index(cache, store, base, name)
+    try:
+        if previous is not None and index_version(previous[0] / INDEX) == previous[1] \
+                and index_version(cache / INDEX) != name:
+            build_index(cache, store, base, name, previous[0] / INDEX, previous[2])
+        else:
+            ensure_index(cache, store, base, name)
+    except sqlite3.Error as exc:
+        if getattr(exc, "sqlite_errorcode", None) != sqlite3.SQLITE_FULL:
+            raise
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(cache / INDEX)) from exc
     return store
 
 
