@@ -125,6 +125,7 @@ def _serve(args: argparse.Namespace, settings) -> int:
 
     import uvicorn
 
+    from . import http_limits
     from .server import create_app
 
     given = (("host", args.host), ("port", args.port), ("workers", args.workers))
@@ -140,10 +141,22 @@ def _serve(args: argparse.Namespace, settings) -> int:
         print(f"lodpub: {exc}", file=sys.stderr)
         return 1
     print(f"lodpub: serving {args.dist}/ at http://{settings.host}:{settings.port}/", file=sys.stderr)
+    # Every connection is a descriptor, and limit_concurrency counts connections: a soft limit below it
+    # (1,024 is common) would make the process run out of descriptors before it ever answers 503.
+    files = http_limits.raise_open_files()
+    if files < settings.limit_concurrency + http_limits.RESERVED_FILES:
+        print(f"lodpub: warning: this process may open only {files} files, fewer than limit_concurrency "
+              f"({settings.limit_concurrency}) connections need; raise its hard limit (ulimit -Hn)", file=sys.stderr)
     # No X-Forwarded-For trust (any local client could forge its address in the log) and no Server
-    # header: both cost time on every request, the trivial queries most.
+    # header: both cost time on every request, the trivial queries most. The HTTP limits (README "HTTP
+    # limits"): limit_concurrency connections or requests at once (beyond, uvicorn answers 503);
+    # timeout_keep_alive for an idle connection between requests; the header timeout and the header
+    # bounds in http_limits' protocol (httptools: h11_max_incomplete_event_size would not apply). No
+    # WebSocket: nothing here speaks it, so an upgrade request is an ordinary request.
     uvicorn.run(app, host=settings.host, port=settings.port, access_log=False, log_level="warning",
-                timeout_graceful_shutdown=5, proxy_headers=False, server_header=False)
+                timeout_graceful_shutdown=5, proxy_headers=False, server_header=False,
+                http=http_limits.protocol(settings), ws="none", limit_concurrency=settings.limit_concurrency,
+                timeout_keep_alive=settings.timeout_keep_alive)
     return 0
 
 
