@@ -117,3 +117,16 @@ def test_the_dataset_description_by_conneg_and_at_well_known_void(server):
 def test_health(server):
     health = httpx.get(f"{server.url}/health").json()
     assert health["status"] == "ok" and health["triples"] > 400 and health["workers"] == 2
+
+
+def test_an_edition_in_the_tree_that_was_never_published_is_not_served(server, served_dist):
+    # What a build killed between moving its edition in and pointing to it leaves: a whole edition no
+    # published one names.
+    stray = served_dist / "0123456789ab"
+    shutil.copytree(served_dist / "current", stray)
+    try:
+        assert httpx.get(f"{server.url}/data/0123456789ab/void.ttl").status_code == 404
+        current = os.readlink(served_dist / "current")
+        assert httpx.get(f"{server.url}/data/{current}/void.ttl").status_code == 200
+    finally:
+        shutil.rmtree(stray)

@@ -149,7 +149,8 @@ class Editions:
             return self.current.downloads
         found = self._files.get(name)
         if found is None:
-            if not published.is_edition_name(name) or not (self.dist / name).is_dir():
+            # Only an edition that was published: one a killed build moved in but never pointed to is not.
+            if not published.is_edition_name(name) or not self.current.knows(name) or not (self.dist / name).is_dir():
                 return None
             try:
                 found = Files.read(self.dist, name, self.settings)
