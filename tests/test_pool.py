@@ -277,3 +277,45 @@ def test_stopping_a_call_leaves_no_unretrieved_failure_in_the_log(caplog):
         gc.collect()  # an unretrieved failure is reported when its future is collected
     run(scenario, size=1)
     assert "never retrieved" not in caplog.text
+
+
+def test_a_lane_that_is_full_turns_away_only_its_own():
+    async def main():
+        workers = pool.ProcessPool((pool.Kind("any", 2, ()),), _dispatch, ready,
+                                   multiprocessing.get_context("forkserver"), max_waiting=2)
+        await workers.start()
+        try:
+            # One new call runs (the capped lanes' share of two workers), a normal one holds the other worker,
+            # two new ones wait: their lane is full, and a cheap call still waits its turn.
+            new = [asyncio.ensure_future(workers.run(("pid_after", 0.6), timeout=10, lane=pool.NEW)) for _ in range(3)]
+            new.append(asyncio.ensure_future(workers.run(("pid_after", 0.6), timeout=10, lane=pool.NORMAL)))
+            await asyncio.sleep(0.1)
+            with pytest.raises(pool.QueueFull):
+                await workers.run(("echo", "new"), timeout=10, lane=pool.NEW)
+            cheap = await workers.run(("echo", "cheap"), timeout=10, lane=pool.CHEAP)
+            await asyncio.gather(*new)
+            return cheap
+        finally:
+            await workers.stop()
+    assert asyncio.run(main()) == "cheap"
+
+
+def test_a_call_known_to_need_more_than_is_left_is_told_at_once_not_at_its_limit():
+    async def scenario(workers):
+        busy = asyncio.ensure_future(workers.run(("pid_after", 1.0), timeout=10))
+        await asyncio.sleep(0.1)
+        start = time.monotonic()
+        # Known to need 9.5 s of a 10 s limit: it waits, and gives up its turn when the worker comes free
+        # with ~9.1 s left;
+        with pytest.raises(pool.Waited):
+            await workers.run(("pid_after", 30), timeout=10, need=9.5)
+        refused_after = time.monotonic() - start
+        await busy
+        arrived = asyncio.get_running_loop().time() - 3  # and one that arrives with less left than it needs
+        start = time.monotonic()
+        with pytest.raises(pool.Waited):
+            await workers.run(("echo", 1), timeout=10, arrived=arrived, need=8)
+        return refused_after, time.monotonic() - start, workers.replaced
+    refused_after, at_once, replaced = run(scenario, size=1)
+    assert 0.8 < refused_after < 1.5  # when the worker came free with 9 s left, not at its 10 s limit
+    assert at_once < 0.05 and replaced == 0

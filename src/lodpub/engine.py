@@ -248,9 +248,6 @@ CHEAP_SECONDS = 0.05
 HEAVY_SECONDS = 1.0
 # A run stopped after this share of the limit counts as one that could not finish within it.
 FULL_RUN = 0.9
-# After a copy in memory was lost to a stopped run, requests not yet known to fit are kept to the disk
-# store for this long (allowed_kinds).
-MEMORY_BACKOFF = 60.0
 # Requests whose cost is remembered, and the longest query text among them: a query may be 100 KB, and
 # 1,024 of those would hold 100 MB; at 16 KB at most, 16 MB (most share their text with a prepared request).
 COSTS_KEPT = 1024
@@ -310,7 +307,6 @@ class Engine:
         self.local = local
         self.max_waiting = queue_per_worker * self.workers
         self.too_long = 0
-        self.memory_lost_at = -MEMORY_BACKOFF  # the event loop's time when a copy was last lost
         self.pool: pool.ProcessPool | None = None
         self.inline = 0
         # The fastest run of each recent request on each kind of store, newest last.
@@ -367,13 +363,11 @@ class Engine:
                 self.too_long += 1
                 event("query_refused", kind=kind, reason="ran past the limit before")
                 raise TooLong
-            now = asyncio.get_running_loop().time()
-            kinds = allowed_kinds(self.pool.names, costs, self.timeout, now - self.memory_lost_at < MEMORY_BACKOFF)
+            kinds = allowed_kinds(self.pool.names, costs, self.timeout)
+            need = min(costs.values(), default=0.0)  # it cannot finish in less: refused once less is left
             try:
-                outcome = await self.pool.run(request, self.timeout, gone, kind, lane(costs), arrived, kinds)
+                outcome = await self.pool.run(request, self.timeout, gone, kind, lane(costs), arrived, kinds, need)
             except QueryTimeout as stopped:
-                if stopped.kind == MEMORY:
-                    self.memory_lost_at = asyncio.get_running_loop().time()
                 # Stopped after ``ran`` seconds (its wait took the rest of its limit): at least that, and never
                 # proof that it fits (see allowed_kinds); a run stopped at its full limit counts as the limit.
                 ran = self.timeout if stopped.ran >= self.timeout * FULL_RUN else \
@@ -441,16 +435,15 @@ def preferred_kind(kinds: Sequence[str], costs: dict[str, float], timeout: float
     return min(costs, key=costs.__getitem__)
 
 
-def allowed_kinds(kinds: Sequence[str], costs: dict[str, float], timeout: float,
-                  memory_lost: bool = False) -> tuple[str, ...] | None:
-    """The kinds of worker a request may take when the one it prefers is busy (None: any). Once it is known
-    to fit the limit with room to spare, any; once a run of it was stopped, or while a copy in memory has
-    lately been lost to a stopped run (``memory_lost``), the disk store only: each copy lost costs seconds of
-    a core and ~5 KB per measure to load again, so no request may cost more than one, nor the endpoint more
-    than one in ``MEMORY_BACKOFF`` seconds."""
+def allowed_kinds(kinds: Sequence[str], costs: dict[str, float], timeout: float) -> tuple[str, ...] | None:
+    """The kinds of worker a request may take when the one it prefers is busy (None: any): any once it is
+    known to fit the limit with room to spare, else the disk store only. A query stopped in memory costs the
+    copy (seconds of a core and ~5 KB per measure to load again), and the same query would only have cost a
+    disk worker, which restarts at once: so a copy is lost only to a query that ran within a quarter of the
+    limit before, and a stream of new or pathological queries cannot make the copies reload again and again."""
     if DISK not in kinds or (costs and min(costs.values()) * EXPLORE_HEADROOM < timeout):
         return None
-    return (DISK,) if costs or memory_lost else None
+    return (DISK,)
 
 
 def lane(costs: dict[str, float]) -> str:

@@ -23,7 +23,7 @@ from collections import deque
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from multiprocessing.process import BaseProcess
-from typing import Any
+from typing import Any, NoReturn
 
 from .events import event
 
@@ -168,6 +168,8 @@ class Kind:
 class _Waiter:
     future: asyncio.Future[_Worker]
     kinds: tuple[str, ...] | None  # the kinds of worker it may take (None: any)
+    deadline: float  # the event loop's time when its limit ends
+    need: float  # seconds it is known to need at least: it gives up its turn once less is left
 
 
 @dataclass(eq=False)
@@ -270,15 +272,15 @@ class ProcessPool:
 
     async def run(self, request: Any, timeout: float, gone: Callable[[], bool] | None = None,
                   prefer: str = "", lane: str = NORMAL, arrived: float | None = None,
-                  kinds: tuple[str, ...] | None = None) -> Any:
+                  kinds: tuple[str, ...] | None = None, need: float = 0.0) -> Any:
         """``handler(request)`` in a worker (of kind ``prefer`` if one is idle; only of ``kinds`` if given),
         within ``timeout`` seconds of ``arrived`` (the event loop's time; default now), the wait for a worker
-        included. Raises QueueFull, Waited, TimedOut, Abandoned (when ``gone()`` turns true), WorkerLost or
-        WorkerFailed."""
+        included; a call known to need ``need`` seconds is not started with less left. Raises QueueFull,
+        Waited, TimedOut, Abandoned (when ``gone()`` turns true), WorkerLost or WorkerFailed."""
         loop = asyncio.get_running_loop()
         deadline = (loop.time() if arrived is None else arrived) + timeout
         payload = pickle.dumps(request, protocol=pickle.HIGHEST_PROTOCOL)
-        worker = await self._acquire(prefer, lane, deadline, kinds)
+        worker = await self._acquire(prefer, lane, deadline, kinds, need)
         self.running += 1
         started = loop.time()
         try:
@@ -346,25 +348,27 @@ class ProcessPool:
         worker.ready = True
         return worker
 
-    async def _acquire(self, prefer: str, lane: str, deadline: float, kinds: tuple[str, ...] | None) -> _Worker:
+    async def _acquire(self, prefer: str, lane: str, deadline: float, kinds: tuple[str, ...] | None,
+                       need: float) -> _Worker:
+        loop = asyncio.get_running_loop()
+        if deadline - loop.time() < need:
+            self._waited_out(lane)
         if lane not in CAPPED or self.capped_running < self.capped_slots:
             worker = self._idle_worker(prefer, kinds)
             if worker is not None:
                 self.capped_running += lane in CAPPED
                 return worker
-        if self.max_waiting and self.waiting >= self.max_waiting:
+        # Each lane has its own bound: a lane of heavy or new calls that is full turns away only its own.
+        if self.max_waiting and len(self._waiting[lane]) >= self.max_waiting:
             self.refused += 1
             event("queue_full", lane=lane, waiting=self.waiting)
             raise QueueFull
-        loop = asyncio.get_running_loop()
-        waiter = _Waiter(loop.create_future(), kinds)
+        waiter = _Waiter(loop.create_future(), kinds, deadline, need)
         self._waiting[lane].append(waiter)
         try:
             return await asyncio.wait_for(waiter.future, max(0.0, deadline - loop.time()))
         except TimeoutError:
-            self.waited_out += 1
-            event("query_waited_out", lane=lane, waiting=self.waiting)
-            raise Waited from None
+            self._waited_out(lane)
         except asyncio.CancelledError:
             if waiter.future.done() and not waiter.future.cancelled():  # handed over just as the caller left
                 self.capped_running -= lane in CAPPED
@@ -373,6 +377,11 @@ class ProcessPool:
         finally:
             with contextlib.suppress(ValueError):
                 self._waiting[lane].remove(waiter)
+
+    def _waited_out(self, lane: str) -> NoReturn:
+        self.waited_out += 1
+        event("query_waited_out", lane=lane, waiting=self.waiting)
+        raise Waited
 
     def _idle_worker(self, prefer: str, kinds: tuple[str, ...] | None) -> _Worker | None:
         """An idle worker of kind ``prefer``, else the most recently used of ``kinds`` (its caches are warm)."""
@@ -396,12 +405,19 @@ class ProcessPool:
             if lane in CAPPED and self.capped_running >= self.capped_slots:
                 continue
             queue = self._waiting[lane]
-            for waiter in queue:
-                if not waiter.future.done() and (waiter.kinds is None or worker.kind.name in waiter.kinds):
-                    queue.remove(waiter)
-                    waiter.future.set_result(worker)
-                    self.capped_running += lane in CAPPED  # counted at once: the next release must see it
-                    return
+            now = asyncio.get_running_loop().time()
+            for waiter in list(queue):
+                if waiter.future.done() or (waiter.kinds is not None and worker.kind.name not in waiter.kinds):
+                    continue
+                queue.remove(waiter)
+                if waiter.deadline - now < waiter.need:  # it could no longer finish: told so now, not at its end
+                    self.waited_out += 1
+                    event("query_waited_out", lane=lane, waiting=self.waiting)
+                    waiter.future.set_exception(Waited())
+                    continue
+                waiter.future.set_result(worker)
+                self.capped_running += lane in CAPPED  # counted at once: the next release must see it
+                return
         self._idle.append(worker)
 
     def _lost(self, worker: _Worker) -> None:
