@@ -86,7 +86,10 @@ def test_a_pathological_query_times_out_while_others_are_answered(server):
                             timeout=30) for i in range(2)]
         assert [f.result().status_code for f in slow] == [503, 503]
     assert httpx.get(f"{server.url}/sparql", params={"query": COUNT + " # after"}).status_code == 200
-    assert httpx.get(f"{server.url}/health").json()["timeouts"] >= 3
+    health = httpx.get(f"{server.url}/health").json()
+    # Two new queries at once: one runs to its limit, the other waits for the capped share of the workers
+    # and gets its 503 at the same moment, without costing a worker.
+    assert health["timeouts"] >= 2 and health["timeouts"] + health["waited_out"] >= 3
 
 
 def test_a_huge_query_body_is_refused_cleanly(server):
