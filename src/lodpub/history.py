@@ -152,8 +152,7 @@ async def edition_changes(request: Request, name: str) -> Response:
              "properties": [{"property": p.predicate, "old": [v.value for v in p.old], "new": [v.value for v in p.new]}
                             for p in c.properties]} for c in found]}, headers={"Vary": "Accept"})
     size = edition.settings.page_size
-    asked = request.query_params.get("page", "1")
-    page = max(1, int(asked)) if asked.isdigit() else 1
+    page = web.page_number(request)
     issued = next((i for n, i in history.kept(edition) if n == name), "")
     return web.render(edition, request, "changes.html", title=f"{'版' if lang == 'ja' else 'Edition'} {name}",
                       editions=[{"name": name, "issued": issued, "href": f"/changes/{name}",

@@ -145,8 +145,7 @@ def create_app(dist: Path, settings: Settings) -> http_limits.Guard:
         headers = {"Vary": "Accept", "Content-Location": f"{path}.{fmt.name}",
                    "Link": history.links(request, kind, stem)}
         if fmt is negotiation.HTML:
-            asked = request.query_params.get("page", "1")
-            page = max(1, int(asked)) if asked.isdigit() else 1
+            page = web.page_number(request)
             size = settings.page_size
             description = await run_in_threadpool(edition.ld.describe, iri, size, (page - 1) * size)
             versions = await run_in_threadpool(app.state.history.versions, edition, iri)

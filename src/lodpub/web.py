@@ -52,6 +52,19 @@ def language(request: Request) -> str:
     return "ja"
 
 
+MAX_PAGE = 1_000_000  # far past the end of any listing; a larger ?page= asks for this one
+
+
+def page_number(request: Request) -> int:
+    """``?page=`` as a page from 1. Only ASCII digits count (``"²".isdigit()`` holds, yet ``int("²")``
+    raises, and int() refuses more than 4,300 digits), and the page is at most MAX_PAGE, so that its
+    offset fits SQLite's integers."""
+    asked = request.query_params.get("page", "1")
+    if not (asked.isascii() and asked.isdigit()):
+        return 1
+    return MAX_PAGE if len(asked) > len(str(MAX_PAGE)) else min(MAX_PAGE, max(1, int(asked)))
+
+
 def switch_url(request: Request, lang: str) -> str:
     """This page in ``lang``. The path arrives decoded, so it is quoted again (a ``?`` or ``#`` in it would
     change what the link means) and kept one path on this server (``//host`` would leave it)."""
@@ -117,8 +130,7 @@ def landing(edition: Edition, request: Request) -> HTMLResponse:
 
 def search(edition: Edition, request: Request) -> Response:
     query = request.query_params.get("q", "").strip()[:200]
-    asked = request.query_params.get("page", "1")
-    page = max(1, int(asked)) if asked.isdigit() else 1
+    page = page_number(request)
     size = edition.settings.page_size
     hits, total = edition.search.find(query, size, (page - 1) * size) if query else ([], 0)
     fmt = negotiation.choose_or_first((negotiation.HTML, negotiation.JSON), request.headers.get("accept"),
