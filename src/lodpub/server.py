@@ -45,7 +45,10 @@ def create_app(dist: Path, settings: Settings) -> http_limits.Guard:
         yield
         await editions.stop()
 
-    app = FastAPI(title="lodpub", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    # No redirect of /path/ to /path: starlette's names the host from the client's Host header (a redirect to
+    # anywhere, for a cache that keys on the path alone), and no IRI here ends in a slash: such a path is a 404.
+    app = FastAPI(title="lodpub", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None,
+                  redirect_slashes=False)
     app.state.editions = editions
     app.state.history = History(editions)
 
