@@ -140,7 +140,11 @@ class Server:
 @pytest.fixture(scope="session")
 def served_dist(tmp_path_factory) -> Path:
     """The seed built with a register in which one measure has been withdrawn."""
-    tmp = tmp_path_factory.mktemp("served")
+    return served_tree(tmp_path_factory.mktemp("served"))
+
+
+def served_tree(tmp: Path) -> Path:
+    """``served_dist`` built in ``tmp`` (for scripts too: bench/fuzz.py)."""
     register = tmp / "register.tsv"
     lines = SEED.read_text(encoding="utf-8").splitlines()
     full, without_third = tmp / "full.txt", tmp / "seed.txt"
