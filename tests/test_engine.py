@@ -273,12 +273,14 @@ def test_only_a_request_known_to_fit_may_take_a_copy_in_memory_when_the_disk_wor
     kinds = ["memory", "disk"]
     assert engine.allowed_kinds(kinds, {}, timeout=10) == ("disk",)  # never run: it may be pathological
     assert engine.allowed_kinds(kinds, {"disk": 0.2}, timeout=10) is None  # known to fit with room to spare
-    assert engine.allowed_kinds(kinds, {"disk": 2.5}, timeout=10) == ("disk",)  # what a stopped run counts as
+    assert engine.allowed_kinds(kinds, {"disk": 2.5}, timeout=10) == ("disk",)  # 4x that would not fit
     assert engine.allowed_kinds(["memory"], {}, timeout=10) is None  # no disk worker: nothing to keep it to
 
 
 def test_requests_wait_in_the_lane_of_their_fastest_run():
     assert engine.lane({}) == "new"
+    assert engine.lane({}, stopped=0.4) == "new"  # stopped early (its wait took its time): still unknown
+    assert engine.lane({}, stopped=2.0) == "heavy"
     assert engine.lane({"disk": 0.01, "memory": 2.0}) == "cheap"
     assert engine.lane({"disk": 0.3}) == "normal"
     assert engine.lane({"disk": 1.5}) == "heavy"

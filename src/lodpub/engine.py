@@ -51,7 +51,7 @@ import os
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pyoxigraph as ox
@@ -149,6 +149,24 @@ def evaluate(store: ox.Store, request: Request) -> Outcome:
         return Outcome(b"", error=f"the query could not be evaluated: {_first_line(str(exc))}")
 
 
+_EMPTY: list[ox.Store] = []
+
+
+def syntax_error(query: str) -> str | None:
+    """What is wrong with ``query`` as SPARQL, read in the server's process (None: nothing), so that a
+    malformed query is answered at once and never waits for a worker: parsed and planned against an empty
+    store, whose answers are not read (they are lazy, and would be empty)."""
+    if not _EMPTY:
+        _EMPTY.append(ox.Store())
+    try:
+        _EMPTY[0].query(query, default_graph=ox.DefaultGraph())
+    except SyntaxError as exc:
+        return _first_line(str(exc))
+    except (OSError, ValueError, TypeError):
+        return None  # the workers say what it is, as for any query
+    return None
+
+
 class _Overflow(Exception):
     pass
 
@@ -234,6 +252,19 @@ Waited = pool.Waited
 Busy = pool.QueueFull
 
 
+@dataclass
+class Known:
+    """What the engine has measured of one request."""
+
+    runs: dict[str, float] = field(default_factory=dict)  # its fastest completed run on each kind of worker
+    stopped: float = 0.0  # its longest run that was stopped at its limit: it needs more than that
+
+    @property
+    def need(self) -> float:
+        """Seconds it is known to need at least."""
+        return min(self.runs.values()) if self.runs else self.stopped
+
+
 class TooLong(Exception):
     """The request ran past the time limit on every kind of worker it may use, in this edition: it is not
     run again (the data do not change, so it would only cost another worker), as Virtuoso refuses a query
@@ -309,8 +340,8 @@ class Engine:
         self.too_long = 0
         self.pool: pool.ProcessPool | None = None
         self.inline = 0
-        # The fastest run of each recent request on each kind of store, newest last.
-        self._cost: OrderedDict[Request, dict[str, float]] = OrderedDict()
+        # What is known of each recent request's cost, newest last.
+        self._known: OrderedDict[Request, Known] = OrderedDict()
 
     async def start(self) -> None:
         context: multiprocessing.context.ForkServerContext | multiprocessing.context.SpawnContext
@@ -348,9 +379,10 @@ class Engine:
         that a client that went away does not keep a worker busy. Raises TooLong, Busy, Waited, QueryTimeout,
         ClientGone, WorkerLost or QueryFailed."""
         assert self.pool is not None, "the engine is not started"
-        costs = self._cost.get(request, {})
+        known = self._known.get(request) or Known()
+        runs = known.runs
         # The server's own store is on disk: what a copy in memory answers quickly may take it longer.
-        if self.local is not None and costs and costs.get(DISK, min(costs.values())) <= INLINE_SECONDS:
+        if self.local is not None and runs and runs.get(DISK, min(runs.values())) <= INLINE_SECONDS:
             self.inline += 1
             try:
                 outcome = answer_from(self.local, request)
@@ -358,29 +390,24 @@ class Engine:
                 raise QueryFailed(f"{type(exc).__name__}: {exc}") from exc
             QUERY_SECONDS.labels("inline").observe(outcome.seconds)
         else:
-            kind = preferred_kind(self.pool.names, costs, self.timeout)
-            if costs.get(kind, 0.0) >= self.timeout:
+            if not runs and known.stopped >= self.timeout * FULL_RUN:
                 self.too_long += 1
-                event("query_refused", kind=kind, reason="ran past the limit before")
+                event("query_refused", reason="ran past the limit before")
                 raise TooLong
-            kinds = allowed_kinds(self.pool.names, costs, self.timeout)
-            need = min(costs.values(), default=0.0)  # it cannot finish in less: refused once less is left
+            kind = preferred_kind(self.pool.names, runs, self.timeout)
             try:
-                outcome = await self.pool.run(request, self.timeout, gone, kind, lane(costs), arrived, kinds, need)
-            except QueryTimeout as stopped:
-                # Stopped after ``ran`` seconds (its wait took the rest of its limit): at least that, and never
-                # proof that it fits (see allowed_kinds); a run stopped at its full limit counts as the limit.
-                ran = self.timeout if stopped.ran >= self.timeout * FULL_RUN else \
-                    max(stopped.ran, self.timeout / EXPLORE_HEADROOM)
-                self._remember(request, costs, stopped.kind, max(costs.get(stopped.kind, 0.0), ran), at_least=True)
+                outcome = await self.pool.run(request, self.timeout, gone, kind, lane(runs, known.stopped), arrived,
+                                              allowed_kinds(self.pool.names, runs, self.timeout), known.need)
+            except QueryTimeout as stopped:  # it needs more than it ran (its wait may have taken the rest)
+                self._remember(request, known, stopped.kind, stopped.ran, stopped=True)
                 raise
             QUERY_SECONDS.labels(outcome.store).observe(outcome.seconds)
-        self._remember(request, costs, outcome.store, outcome.seconds)
+        self._remember(request, known, outcome.store, outcome.seconds)
         return outcome
 
     def recent(self, count: int) -> list[tuple[Request, float]]:
         """The requests answered most recently, newest first, each with its fastest run so far."""
-        return [(request, min(self._cost[request].values())) for request in reversed(self._cost)][:count]
+        return [(request, self._known[request].need) for request in reversed(self._known)][:count]
 
     async def warm(self, requests: Sequence[tuple[Request, float]], seconds: float) -> int:
         """Make the workers ready for ``requests`` within about ``seconds``: wait for the copies in memory to
@@ -403,16 +430,18 @@ class Engine:
                     done += 1
         return done
 
-    def _remember(self, request: Request, costs: dict[str, float], kind: str, seconds: float,
-                  at_least: bool = False) -> None:
-        """Record a run of ``seconds`` on ``kind``: the fastest run is the cost, unless the run was stopped
-        (``at_least``), which raises the cost to what it is known to exceed."""
+    def _remember(self, request: Request, known: Known, kind: str, seconds: float, stopped: bool = False) -> None:
+        """Record a run of ``seconds`` on ``kind``: its fastest completed run on each kind is its cost; a
+        stopped run says only that it needs more than it ran."""
         if len(request.query) <= COST_QUERY_MAX:
-            known = self._cost.pop(request, costs)  # and put back as the newest
-            known[kind] = seconds if at_least else min(known.get(kind, seconds), seconds)
-            self._cost[request] = known
-            if len(self._cost) > COSTS_KEPT:
-                self._cost.popitem(last=False)
+            self._known.pop(request, None)  # and put back as the newest
+            if stopped:
+                known.stopped = max(known.stopped, seconds)
+            else:
+                known.runs[kind] = min(known.runs.get(kind, seconds), seconds)
+            self._known[request] = known
+            if len(self._known) > COSTS_KEPT:
+                self._known.popitem(last=False)
 
 
 # Disk was up to 3.5x slower than memory on a researcher query (3: 252 against 72 ms), memory 3x slower on
@@ -446,9 +475,10 @@ def allowed_kinds(kinds: Sequence[str], costs: dict[str, float], timeout: float)
     return (DISK,)
 
 
-def lane(costs: dict[str, float]) -> str:
-    """Where a request waits for a worker, by the fastest run it is known for (pool.LANES)."""
-    if not costs:
-        return pool.NEW
-    best = min(costs.values())
+def lane(runs: dict[str, float], stopped: float = 0.0) -> str:
+    """Where a request waits for a worker (pool.LANES): by its fastest run, else heavy once a run of it was
+    stopped after HEAVY_SECONDS, else new."""
+    if not runs:
+        return pool.HEAVY if stopped >= HEAVY_SECONDS else pool.NEW
+    best = min(runs.values())
     return pool.CHEAP if best <= CHEAP_SECONDS else pool.HEAVY if best >= HEAVY_SECONDS else pool.NORMAL
