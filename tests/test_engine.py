@@ -259,6 +259,29 @@ def test_a_request_that_timed_out_on_disk_never_costs_the_copy_in_memory_and_is_
     assert (stats["timeouts"], stats["replaced"], stats["too_long"]) == (1, 1, 1)
 
 
+def test_a_request_stopped_after_a_wait_runs_again_only_with_its_whole_limit_ahead(on_disk, dump):
+    endless = "SELECT (COUNT(*) AS ?n) WHERE { " + " ".join(f"?a{i} ?p{i} ?o{i} ." for i in range(8)) + " }"
+    async def scenario(queries):
+        loop = asyncio.get_running_loop()
+        with pytest.raises(engine.QueryTimeout) as first:  # as if it had waited 0.8 s of its 1 s
+            await queries.answer(request(endless), arrived=loop.time() - 0.8)
+        started = time.monotonic()
+        with pytest.raises(engine.Waited):  # 0.7 s left: not enough to show what it costs
+            await queries.answer(request(endless), arrived=loop.time() - 0.3)
+        told_after = time.monotonic() - started
+        for _ in range(100):  # the stopped worker replaced
+            if queries.stats["ready"] == {"memory": 1, "disk": 1}:
+                break
+            await asyncio.sleep(0.1)
+        with pytest.raises(engine.QueryTimeout):  # its whole limit: it runs to the end of it
+            await queries.answer(request(endless))
+        with pytest.raises(engine.TooLong):  # and is not run again
+            await queries.answer(request(endless))
+        return first.value.ran, told_after, queries.stats["timeouts"]
+    ran, told_after, timeouts = with_two_kinds(on_disk, dump, scenario, timeout=1)
+    assert ran < 0.5 and told_after < 0.05 and timeouts == 2
+
+
 def test_a_request_is_tried_on_another_kind_only_while_that_cannot_cost_it_its_answer():
     kinds = ["memory", "disk"]
     assert engine.preferred_kind(kinds, {}, timeout=10) == "disk"

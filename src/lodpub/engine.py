@@ -395,9 +395,14 @@ class Engine:
                 event("query_refused", reason="ran past the limit before")
                 raise TooLong
             kind = preferred_kind(self.pool.names, runs, self.timeout)
+            # A query stopped before (and never completed) runs again only with almost its whole limit ahead
+            # of it: it either finishes and is known, or runs its full limit and is not run again. (Run with
+            # what was left after a wait, a pathological query took a worker again and again, and a
+            # researcher's query that had waited was never given the time to show that it is cheap.)
+            need = known.need if runs else self.timeout * FULL_RUN if known.stopped else 0.0
             try:
                 outcome = await self.pool.run(request, self.timeout, gone, kind, lane(runs, known.stopped), arrived,
-                                              allowed_kinds(self.pool.names, runs, self.timeout), known.need)
+                                              allowed_kinds(self.pool.names, runs, self.timeout), need)
             except QueryTimeout as stopped:  # it needs more than it ran (its wait may have taken the rest)
                 self._remember(request, known, stopped.kind, stopped.ran, stopped=True)
                 raise
