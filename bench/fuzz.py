@@ -1,15 +1,16 @@
 """Fuzz the running server for longer than ``make test`` does: the strategies and checks of
 tests/test_fuzz.py, a budget and a seed of your choosing, and every failure reported rather than the first.
 
-    .venv/bin/python bench/fuzz.py [--examples 5000] [--seed 1] [--max-repeat 64] [--shrink]
+    .venv/bin/python bench/fuzz.py [--examples 5000] [--seed 1] [--max-repeat 64] [--heavy] [--shrink]
 
 It builds the seed table (one measure withdrawn, as the tests' ``served_dist``) in a temporary directory,
 starts ``lodpub serve`` on it (2-second limit, two workers, no per-client cap), sends the generated requests
 one after another and prints how many got each status, what was wrong with any answer (grouped, with the
 first request that showed it), and whether the server still answered a trivial ASK with a clean log.
-``--max-repeat`` lets a mutation repeat a fragment that many times (thousands nest brackets deeply enough to
-overflow the query parser's stack, which costs a worker each time); ``--shrink`` then has hypothesis find
-the smallest request showing the first failure. Exit status: 0 if nothing was wrong, 1 otherwise.
+``--max-repeat`` lets a mutation repeat a fragment or nest brackets that many times (thousands overflow the
+query parser's stack, which costs a worker each time); ``--heavy`` lets it add a pattern that runs a query
+out of its time limit (2 s, and a worker, each time); ``--shrink`` then has hypothesis find the smallest
+request showing the first failure. Exit status: 0 if nothing was wrong, 1 otherwise.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ def main() -> int:
     parser.add_argument("--examples", type=int, default=5000, help="requests to generate (default 5000)")
     parser.add_argument("--seed", type=int, default=1, help="hypothesis' seed (default 1)")
     parser.add_argument("--max-repeat", type=int, default=64, help="most times a mutation repeats a fragment")
+    parser.add_argument("--heavy", action="store_true", help="let mutations make queries that run out the limit")
     parser.add_argument("--shrink", action="store_true", help="then find the smallest request that fails")
     args = parser.parse_args()
 
@@ -54,7 +56,7 @@ def main() -> int:
             statuses: Counter[int] = Counter()
             kinds: Counter[str] = Counter()
             first: dict[str, tuple[fuzz.Fuzzed, int, list[str]]] = {}
-            strategy = fuzz.requests(max_repeat=args.max_repeat)
+            strategy = fuzz.requests(max_repeat=args.max_repeat, heavy=args.heavy)
             start = time.monotonic()
 
             @settings(max_examples=args.examples, deadline=None, database=None, phases=[Phase.generate],
@@ -72,7 +74,7 @@ def main() -> int:
             seconds = time.monotonic() - start
             sent = sum(statuses.values())
             print(f"{sent:,} requests in {seconds:.0f} s ({sent / seconds:.0f}/s), seed {args.seed}, "
-                  f"max repeat {args.max_repeat}")
+                  f"max repeat {args.max_repeat}{', heavy' if args.heavy else ''}")
             print("by status: " + ", ".join(f"{status or 'no answer'}: {n:,}"
                                             for status, n in sorted(statuses.items())))
             for kind, n in kinds.most_common():

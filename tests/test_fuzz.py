@@ -12,8 +12,10 @@ with a longer one and a seed of its choice (``--examples``, ``--seed``), reporti
 
 from __future__ import annotations
 
+import concurrent.futures
 import gzip
 import re
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -145,18 +147,21 @@ class Fuzzed:
         return f"{self.method} {target} headers={self.headers!r}{body}"
 
 
+HEAVY = " . ?fa ?fb ?fc . ?fd ?fe ?ff . ?fg ?fh ?fi . ?fj ?fk ?fl"  # joins every triple with every other, 4 times
+
+
 @st.composite
-def mutated(draw, max_repeat: int = 64) -> str:
+def mutated(draw, max_repeat: int = 64, heavy: bool = False) -> str:
     """A valid query with one to four edits: a token deleted, duplicated, swapped, replaced by or joined by a
     fragment (which may be repeated up to ``max_repeat`` times), some tokens nested in brackets up to
-    ``max_repeat`` deep, or the query cut short."""
+    ``max_repeat`` deep, or the query cut short; if ``heavy``, a pattern that makes it run past any limit."""
     tokens = TOKEN.findall(draw(st.sampled_from(VALID_QUERIES)))
     for _ in range(draw(st.integers(1, 4))):
         if not tokens:
             tokens = [draw(st.sampled_from(FRAGMENTS))]
         i = draw(st.integers(0, len(tokens) - 1))
         op = draw(st.sampled_from(("delete", "duplicate", "swap", "insert", "replace", "truncate", "repeat",
-                                   "nest", "text")))
+                                   "nest", "text", *["heavy"] * heavy)))
         if op == "delete":
             del tokens[i]
         elif op == "duplicate":
@@ -180,6 +185,8 @@ def mutated(draw, max_repeat: int = 64) -> str:
                                                      ("OPTIONAL {", "}"), ("STR(", ")"))))
             depth = draw(st.sampled_from((2, max_repeat // 4, max_repeat)))
             tokens[i:j] = [opening * depth, *tokens[i:j], closing * depth]
+        elif op == "heavy":
+            tokens.insert(i, HEAVY)
         else:
             tokens.insert(i, draw(TEXT))
     return "".join(tokens)
@@ -300,12 +307,12 @@ FORM_TYPES = ("application/x-www-form-urlencoded", "application/x-www-form-urlen
 
 
 @st.composite
-def requests(draw, max_repeat: int = 64, to: str = "any") -> Fuzzed:
+def requests(draw, max_repeat: int = 64, to: str = "any", heavy: bool = False) -> Fuzzed:
     """A request to the server. ``to`` is "any" (half to /sparql, the rest to the routes or, 2 in 5, to targets
     that name nothing here), "sparql", "others" (those other targets) or one of ROUTES. Two in three of
     those to /sparql send a query as the protocol has it, by GET, POST or form, valid or mutated, with other
     parameters mixed in; the rest, and those to other paths, carry anything, the route's own parameters
-    more often than others."""
+    more often than others. ``heavy`` lets a mutation make a query that runs out its time limit."""
     method = draw(st.sampled_from(WEIGHTED_METHODS if to in ("any", "sparql") else PAGE_METHODS))
     if to == "any":
         to = draw(st.sampled_from(("sparql",) * 5 + ("routes",) * 3 + ("others",) * 2))
@@ -319,7 +326,7 @@ def requests(draw, max_repeat: int = 64, to: str = "any") -> Fuzzed:
     headers: list[tuple[str, bytes]] = []
     body = None
     if shape != "free":
-        query = draw(st.one_of(st.sampled_from(VALID_QUERIES), mutated(max_repeat)))
+        query = draw(st.one_of(st.sampled_from(VALID_QUERIES), mutated(max_repeat, heavy)))
         if shape == "get":
             method = draw(st.sampled_from(("GET", "GET", "GET", "HEAD")))
             pairs.insert(draw(st.integers(0, len(pairs))), ("query", query))
@@ -361,6 +368,7 @@ DOC_MEDIA = {f.media_type for f in (negotiation.HTML, *negotiation.GRAPH)}
 RESULT_MEDIA = {f.media_type for f in (*negotiation.SOLUTIONS, *negotiation.GRAPH)}
 EXTENSION_MEDIA = {"ttl": "text/turtle", "nt": "application/n-triples", "jsonld": "application/ld+json",
                    "rdf": "application/rdf+xml", "html": "text/html"}
+NOT_AGAIN = "it was not run again"
 LEAK = re.compile(r"Traceback|File \"|site-packages|/work/|/tmp/|/home/|/usr/lib|(?:/[\w.-]+)+\.py\b")
 
 
@@ -476,7 +484,9 @@ def problems(fuzzed: Fuzzed, response: httpx.Response) -> list[str]:
     path = fuzzed.target.partition("?")[0]
     if status not in DOCUMENTED:
         found.append(f"status {status} is not one the README documents")
-    if status >= 500 and not (status == 503 and "retry-after" in response.headers):
+    # A 503 says when to come back, but for a query that ran its whole limit before on this edition: it is
+    # not run again (README, Overload), so there is no time to name.
+    if status >= 500 and not (status == 503 and ("retry-after" in response.headers or NOT_AGAIN in text)):
         found.append(f"status {status} without Retry-After")
     if status == 405 and "allow" not in response.headers:
         found.append("405 without Allow")
@@ -644,17 +654,62 @@ def test_generated_requests_for_pages_and_files_get_documented_clean_answers(fuz
     assert not wrong, f"{fuzzed.describe()}\n→ {status}: {wrong}"
 
 
-def test_a_query_nested_past_the_parsers_stack_costs_a_worker_and_no_more(fuzzed_server):
-    """pyoxigraph's query parser recurses once per group and overflows its stack at ~2,200 nested braces
-    (4 KB of query): the worker dies of SIGSEGV. (Reported, for the engine; so are ~3,000 BINDs or a
-    20,000-term sum.) The worker process contains it: a 503 that says so, and the endpoint answers on."""
-    server, http, edition = fuzzed_server
-    for depth in (3_000, 20_000):
-        query = "SELECT * WHERE " + "{" * depth + "}" * depth
+# Reported, not fixed here (engine.py): since 93d0cb5 every query is first parsed and planned in the server's
+# own process (engine.syntax_error, against an empty store), on the event loop, outside any time limit.
+IN_PROCESS = "engine.syntax_error parses and plans each query in the server's process (reported)"
+
+
+@pytest.mark.xfail(strict=True, reason=IN_PROCESS + ": pyoxigraph's parser overflows the stack, SIGSEGV")
+def test_a_query_nested_past_the_parsers_stack_costs_at_most_a_worker(served_dist: Path):
+    """pyoxigraph's query parser recurses once per group and overflows an 8 MB stack at ~2,200 nested braces
+    (a 4 KB query; also ~3,000 BINDs, 10,000 terms of a sum, 5,000 parentheses). In a worker that costs the
+    worker (503, and it is replaced); in the server's own process it kills the server."""
+    running = fuzz_server(served_dist)
+    http = client()
+    try:
+        edition = http.get(running.url + "/health").json()["edition"]
+        query = "SELECT * WHERE " + "{" * 3_000 + "}" * 3_000
         fuzzed = Fuzzed("POST", "/sparql", [("content-type", b"application/sparql-query")], query.encode())
-        status, wrong = exchange(http, server, fuzzed, edition)
+        status, wrong = exchange(http, running, fuzzed, edition)
         assert not wrong and status in (400, 503), (status, wrong)
-    assert not healthy(http, server)
+        assert not healthy(http, running)
+    finally:
+        http.close()
+        running.stop()
+
+
+@pytest.mark.xfail(strict=True, reason=IN_PROCESS + ": planning a short query can take seconds, all clients wait")
+def test_a_short_query_that_is_slow_to_plan_keeps_no_one_else_waiting(fuzzed_server):
+    """A 346-byte query (a collection of 160 members as an object) takes pyoxigraph's planner seconds even
+    on an empty store (200 members: 7 s; 200 triple patterns: more than 20 s)."""
+    server, http, edition = fuzzed_server
+    query = "SELECT * WHERE { ?s ?p (" + " 1" * 160 + " ) }"
+    fuzzed = Fuzzed("POST", "/sparql", [("content-type", b"application/sparql-query")], query.encode())
+    def send_slow() -> tuple[int, list[str]]:
+        with client() as other:
+            return exchange(other, server, fuzzed, edition)
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        slow = pool.submit(send_slow)
+        time.sleep(0.3)
+        start = time.monotonic()
+        health = http.get(server.url + "/health")
+        took = time.monotonic() - start
+        status, wrong = slow.result()
+    assert not wrong and status in (200, 400, 503), (status, wrong)
+    assert health.status_code == 200 and took < 1, f"/health took {took:.1f} s"
+
+
+def test_a_query_past_the_limit_gets_503_then_503_at_once(fuzzed_server):
+    """The time limit's 503 says when to come back; asked again, the same query is refused at once (503, no
+    Retry-After: it is not run again on this edition)."""
+    server, http, edition = fuzzed_server
+    query = f"SELECT (COUNT(*) AS ?n) WHERE {{ ?s ?p ?o {HEAVY} }}"
+    fuzzed = Fuzzed("GET", "/sparql?query=" + quote(query, safe=""))
+    answers = [exchange(http, server, fuzzed, edition) for _ in range(2)]
+    assert [status for status, _ in answers] == [503, 503] and not any(wrong for _, wrong in answers), answers
+    again = send(http, server.url, fuzzed, edition)
+    assert NOT_AGAIN in again.text and again.elapsed.total_seconds() < 1
 
 
 def test_the_server_is_well_after_fuzzing(fuzzed_server):
