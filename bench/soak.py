@@ -40,6 +40,8 @@ from pathlib import Path
 
 import httpx
 
+from serve_measure import descendants
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("LODPUB_SHARED", ROOT.parent / "shared"))
 LODPUB = Path(sys.executable).with_name("lodpub")
@@ -77,27 +79,6 @@ def free_port() -> int:
 
 # ------------------------------------------------------------------ the server's processes
 
-def stat(pid: int) -> list[str] | None:
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return text[text.rindex(")") + 2:].split()
-
-
-def tree(pid: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit() and (fields := stat(int(entry))):
-            children.setdefault(int(fields[1]), []).append(int(entry))
-    found, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        found.append(p)
-        todo += children.get(p, [])
-    return found
-
-
 def rss_mib(pid: int) -> float:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -127,7 +108,7 @@ class Sampler(threading.Thread):
 
     def run(self) -> None:
         while not self.done.is_set():
-            processes = {p: (rss_mib(p), open_fds(p)) for p in tree(self.pid)}
+            processes = {p: (rss_mib(p), open_fds(p)) for p in descendants(self.pid)}
             self.samples.append({"t": time.monotonic() - self.started, "processes": processes,
                                  "rss": sum(r for r, _ in processes.values()),
                                  "fds": sum(f for _, f in processes.values())})

@@ -32,9 +32,10 @@ def ready() -> None:
     pass
 
 
-def run(scenario, size: int = 2):
+def run(scenario, size: int = 2, max_waiting: int = 0):
     async def main():
-        workers = pool.ProcessPool((pool.Kind("any", size, ()),), _dispatch, ready, multiprocessing.get_context("forkserver"))
+        workers = pool.ProcessPool((pool.Kind("any", size, ()),), _dispatch, ready, multiprocessing.get_context("forkserver"),
+                                   max_waiting=max_waiting)
         await workers.start()
         try:
             return await scenario(workers)
@@ -192,22 +193,16 @@ def test_a_limit_counted_from_arrival_stops_a_call_that_started_late_in_time():
 
 
 def test_beyond_the_bound_a_call_is_refused_at_once():
-    async def main():
-        workers = pool.ProcessPool((pool.Kind("any", 1, ()),), _dispatch, ready,
-                                   multiprocessing.get_context("forkserver"), max_waiting=2)
-        await workers.start()
-        try:
-            calls = [asyncio.ensure_future(workers.run(("pid_after", 0.5), timeout=10)) for _ in range(3)]
-            await asyncio.sleep(0.1)  # one runs, two wait
-            start = time.monotonic()
-            with pytest.raises(pool.QueueFull):
-                await workers.run(("echo", 1), timeout=10)
-            refused_after = time.monotonic() - start
-            await asyncio.gather(*calls)
-            return refused_after, workers.refused, await workers.run(("echo", "after"), timeout=10)
-        finally:
-            await workers.stop()
-    refused_after, refused, after = asyncio.run(main())
+    async def scenario(workers):
+        calls = [asyncio.ensure_future(workers.run(("pid_after", 0.5), timeout=10)) for _ in range(3)]
+        await asyncio.sleep(0.1)  # one runs, two wait
+        start = time.monotonic()
+        with pytest.raises(pool.QueueFull):
+            await workers.run(("echo", 1), timeout=10)
+        refused_after = time.monotonic() - start
+        await asyncio.gather(*calls)
+        return refused_after, workers.refused, await workers.run(("echo", "after"), timeout=10)
+    refused_after, refused, after = run(scenario, size=1, max_waiting=2)
     assert refused_after < 0.05 and refused == 1 and after == "after"
 
 
@@ -280,24 +275,18 @@ def test_stopping_a_call_leaves_no_unretrieved_failure_in_the_log(caplog):
 
 
 def test_a_lane_that_is_full_turns_away_only_its_own():
-    async def main():
-        workers = pool.ProcessPool((pool.Kind("any", 2, ()),), _dispatch, ready,
-                                   multiprocessing.get_context("forkserver"), max_waiting=2)
-        await workers.start()
-        try:
-            # One new call runs (the capped lanes' share of two workers), a normal one holds the other worker,
-            # two new ones wait: their lane is full, and a cheap call still waits its turn.
-            new = [asyncio.ensure_future(workers.run(("pid_after", 0.6), timeout=10, lane=pool.NEW)) for _ in range(3)]
-            new.append(asyncio.ensure_future(workers.run(("pid_after", 0.6), timeout=10, lane=pool.NORMAL)))
-            await asyncio.sleep(0.1)
-            with pytest.raises(pool.QueueFull):
-                await workers.run(("echo", "new"), timeout=10, lane=pool.NEW)
-            cheap = await workers.run(("echo", "cheap"), timeout=10, lane=pool.CHEAP)
-            await asyncio.gather(*new)
-            return cheap
-        finally:
-            await workers.stop()
-    assert asyncio.run(main()) == "cheap"
+    async def scenario(workers):
+        # One new call runs (the capped lanes' share of two workers), a normal one holds the other worker,
+        # two new ones wait: their lane is full, and a cheap call still waits its turn.
+        new = [asyncio.ensure_future(workers.run(("pid_after", 0.6), timeout=10, lane=pool.NEW)) for _ in range(3)]
+        new.append(asyncio.ensure_future(workers.run(("pid_after", 0.6), timeout=10, lane=pool.NORMAL)))
+        await asyncio.sleep(0.1)
+        with pytest.raises(pool.QueueFull):
+            await workers.run(("echo", "new"), timeout=10, lane=pool.NEW)
+        cheap = await workers.run(("echo", "cheap"), timeout=10, lane=pool.CHEAP)
+        await asyncio.gather(*new)
+        return cheap
+    assert run(scenario, size=2, max_waiting=2) == "cheap"
 
 
 def test_a_call_known_to_need_more_than_is_left_is_told_at_once_not_at_its_limit():

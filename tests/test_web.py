@@ -7,6 +7,7 @@ import json
 import re
 
 import httpx
+import pytest
 
 from conftest import BASE
 
@@ -106,3 +107,21 @@ def test_search_results_are_paged_with_the_query_kept(server):
     second = httpx.get(server.url + "/search", params={"q": "移住", "page": 2}, headers=HTML).text
     results = re.search(r'<ol class="results">.*?</ol>', second, re.S).group()
     assert results.count("<li>") == 3 and 'rel="prev"' in second
+
+
+def test_a_search_asked_again_is_answered_from_what_the_edition_keeps(seed_build, tmp_path):
+    import os
+    import shutil
+    import sqlite3
+
+    from lodpub.search import Search
+    dist, _ = seed_build
+    index = tmp_path / "search.sqlite"
+    shutil.copyfile(dist.parent / "dist.cache" / os.readlink(dist / "current") / "search.sqlite", index)
+    search = Search(index)
+    first = search.find("移住")
+    assert first[1] > 0
+    index.write_bytes(b"not a database any more")  # a second read of the index would fail now
+    assert search.find("移住") == first
+    with pytest.raises(sqlite3.DatabaseError):
+        search.find("移住", offset=1)  # another page is another answer
