@@ -64,6 +64,8 @@ def main() -> int:
             @seed(args.seed)
             @given(strategy)
             def explore(fuzzed: fuzz.Fuzzed) -> None:
+                if server.url in fuzz.DIED:
+                    return  # nothing more to learn
                 status, wrong = fuzz.exchange(http, server, fuzzed, edition)
                 statuses[status] += 1
                 for problem in wrong:
@@ -77,6 +79,8 @@ def main() -> int:
                   f"max repeat {args.max_repeat}{', heavy' if args.heavy else ''}")
             print("by status: " + ", ".join(f"{status or 'no answer'}: {n:,}"
                                             for status, n in sorted(statuses.items())))
+            if server.url in fuzz.DIED:
+                print(f"\nTHE SERVER DIED on: {fuzz.DIED[server.url]}\n{server.output()[-2000:]}")
             for kind, n in kinds.most_common():
                 fuzzed, status, wrong = first[kind]
                 print(f"\nFAILURE ({n:,}×): {kind}\n  first: {fuzzed.describe()}\n  → {status}: {wrong}")
@@ -98,7 +102,7 @@ def main() -> int:
             after = fuzz.healthy(http, server)
             print("\nafterwards: " + ("a trivial ASK answers true and the log is clean" if not after else
                                       "\n".join(after)))
-            return 1 if kinds or after else 0
+            return 1 if kinds or after or server.url in fuzz.DIED else 0
         finally:
             http.close()
             server.stop()

@@ -15,6 +15,7 @@ from __future__ import annotations
 import concurrent.futures
 import gzip
 import re
+import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -161,7 +162,7 @@ def mutated(draw, max_repeat: int = 64, heavy: bool = False) -> str:
             tokens = [draw(st.sampled_from(FRAGMENTS))]
         i = draw(st.integers(0, len(tokens) - 1))
         op = draw(st.sampled_from(("delete", "duplicate", "swap", "insert", "replace", "truncate", "repeat",
-                                   "nest", "text", *["heavy"] * heavy)))
+                                   "nest", "text", *["heavy"] * (3 * heavy))))
         if op == "delete":
             del tokens[i]
         elif op == "duplicate":
@@ -185,8 +186,8 @@ def mutated(draw, max_repeat: int = 64, heavy: bool = False) -> str:
                                                      ("OPTIONAL {", "}"), ("STR(", ")"))))
             depth = draw(st.sampled_from((2, max_repeat // 4, max_repeat)))
             tokens[i:j] = [opening * depth, *tokens[i:j], closing * depth]
-        elif op == "heavy":
-            tokens.insert(i, HEAVY)
+        elif op == "heavy":  # before the last closing brace: in the WHERE clause, mostly
+            tokens.insert(max((k for k, t in enumerate(tokens) if t == "}"), default=i), HEAVY)
         else:
             tokens.insert(i, draw(TEXT))
     return "".join(tokens)
@@ -565,11 +566,23 @@ def exchange(http: httpx.Client, server: Server, fuzzed: Fuzzed, edition: str) -
     """Send ``fuzzed`` and return the status (0 for none) and what is wrong with the answer."""
     try:
         response = send(http, server.url, fuzzed, edition)
-    except httpx.TimeoutException:
-        return 0, ["no answer within 15 s"]
     except (httpx.TransportError, httpx.DecodingError, gzip.BadGzipFile) as exc:
+        if dead(server):  # then every request fails: name the one that killed it, whatever hypothesis shrinks to
+            DIED.setdefault(server.url, fuzzed.describe())
+            return 0, [f"the server is dead; it died on: {DIED[server.url]}"]
         return 0, [f"no answer: {type(exc).__name__}: {exc}"]
     return response.status_code, problems(fuzzed, response)
+
+
+DIED: dict[str, str] = {}  # by server: the request after which it no longer answered
+
+
+def dead(server: Server) -> bool:
+    try:
+        server.process.wait(timeout=0.5)
+    except subprocess.TimeoutExpired:
+        return False
+    return True
 
 
 def healthy(http: httpx.Client, server: Server) -> list[str]:
