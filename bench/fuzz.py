@@ -80,7 +80,9 @@ def main() -> int:
             print("by status: " + ", ".join(f"{status or 'no answer'}: {n:,}"
                                             for status, n in sorted(statuses.items())))
             if server.url in fuzz.DIED:
-                print(f"\nTHE SERVER DIED on: {fuzz.DIED[server.url]}\n{server.output()[-2000:]}")
+                code = server.process.returncode
+                print(f"\nTHE SERVER DIED (exit status {code}{', SIGSEGV' if code == -11 else ''}) on: "
+                      f"{fuzz.DIED[server.url]}\nthe end of its log:\n{server.output()[-1000:]}")
             for kind, n in kinds.most_common():
                 fuzzed, status, wrong = first[kind]
                 print(f"\nFAILURE ({n:,}×): {kind}\n  first: {fuzzed.describe()}\n  → {status}: {wrong}")
