@@ -45,3 +45,13 @@ def test_what_writes_or_reaches_outside_is_refused(query, status, words):
 @given(st.text(st.characters(blacklist_characters='"\\\n\r', blacklist_categories=("Cs",)), max_size=60))
 def test_no_string_literal_makes_a_query_refused(text):
     assert check(f'SELECT * {{ ?s ?p "{text}" }}', [DATASET]) == "SELECT"
+
+
+def test_nesting_deeper_than_a_person_writes_is_refused_before_the_parser_sees_it():
+    deep = "SELECT * WHERE " + "{" * 101 + " ?s ?p ?o " + "}" * 101
+    with pytest.raises(QueryRefused, match="more than 100 deep") as refused:
+        check(deep, [])
+    assert refused.value.status == 400
+    assert check("SELECT * WHERE " + "{" * 99 + " ?s ?p ?o " + "}" * 99, []) == "SELECT"
+    braces = 'SELECT * WHERE { ?s ?p "' + "{" * 500 + '" }'  # in a string they are text, not nesting
+    assert check(braces, []) == "SELECT"

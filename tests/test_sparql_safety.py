@@ -138,16 +138,3 @@ def test_a_query_whose_client_went_away_is_stopped(server):
     health = httpx.get(f"{server.url}/health").json()
     assert health["abandoned"] == before + 1
     assert health["running"] == 0
-
-
-def test_a_malformed_query_is_answered_at_once_even_while_new_queries_wait_for_workers(server):
-    with concurrent.futures.ThreadPoolExecutor(3) as pool:
-        slow = [pool.submit(httpx.get, f"{server.url}/sparql", params={"query": CARTESIAN + f" # busy {i}"},
-                            timeout=30) for i in range(2)]
-        time.sleep(0.3)  # one runs, the other waits for the share of the workers new queries have
-        start = time.monotonic()
-        malformed = httpx.get(f"{server.url}/sparql", params={"query": "SELECT * WHERE { ?s ?p } # never seen"})
-        took = time.monotonic() - start
-        assert [f.result().status_code for f in slow] == [503, 503]
-    assert malformed.status_code == 400 and "not valid SPARQL" in malformed.text
-    assert took < 1  # read in the server, not queued behind the slow ones for its whole limit

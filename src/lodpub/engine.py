@@ -149,24 +149,6 @@ def evaluate(store: ox.Store, request: Request) -> Outcome:
         return Outcome(b"", error=f"the query could not be evaluated: {_first_line(str(exc))}")
 
 
-_EMPTY: list[ox.Store] = []
-
-
-def syntax_error(query: str) -> str | None:
-    """What is wrong with ``query`` as SPARQL, read in the server's process (None: nothing), so that a
-    malformed query is answered at once and never waits for a worker: parsed and planned against an empty
-    store, whose answers are not read (they are lazy, and would be empty)."""
-    if not _EMPTY:
-        _EMPTY.append(ox.Store())
-    try:
-        _EMPTY[0].query(query, default_graph=ox.DefaultGraph())
-    except SyntaxError as exc:
-        return _first_line(str(exc))
-    except (OSError, ValueError, TypeError):
-        return None  # the workers say what it is, as for any query
-    return None
-
-
 class _Overflow(Exception):
     pass
 

@@ -231,9 +231,6 @@ class Endpoint:
             form = sparql_guard.check(query, self.allowed)
         except sparql_guard.QueryRefused as refused:
             raise ProtocolError(refused.status, str(refused)) from None
-        problem = engine.syntax_error(query)
-        if problem:
-            raise ProtocolError(400, f"the query is not valid SPARQL: {problem}")
         offered = negotiation.GRAPH if form in ("CONSTRUCT", "DESCRIBE") else negotiation.SOLUTIONS
         try:
             fmt = negotiation.choose(offered, accept, _one(params, "format"))

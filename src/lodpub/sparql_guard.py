@@ -64,13 +64,25 @@ def _resolve(token: Token, prefixes: dict[str, str]) -> str | None:
     return None
 
 
+# pyoxigraph's parser recurses once per group and overflows its stack at ~2,200 nested braces (a 6 KB query
+# killed its worker with SIGSEGV); no query a person writes nests a hundred deep.
+MAX_NESTING = 100
+OPENING, CLOSING = frozenset("{(["), frozenset("})]")
+
+
 def check(query: str, allowed_graphs: Iterable[str]) -> str:
     """Refuse what lodpub never does; return the query form otherwise."""
     allowed = set(allowed_graphs)
     prefixes: dict[str, str] = {}
     items = list(tokens(query))
     form = ""
+    depth = 0
     for i, token in enumerate(items):
+        if token.kind == "other":
+            depth += (token.text in OPENING) - (token.text in CLOSING)
+            if depth > MAX_NESTING:
+                raise QueryRefused(400, f"the query nests groups, brackets or parentheses more than {MAX_NESTING} "
+                                        "deep; write it flatter")
         if token.kind != "name":
             continue
         word = token.text.upper()
