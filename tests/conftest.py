@@ -16,7 +16,6 @@ from lodpub.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED = ROOT / "data" / "000_13cf6fe6c689b30c.txt"
-SHARED = Path(os.environ.get("LODPUB_SHARED", ROOT.parent / "shared"))
 HEADER = "施策\t施策概要\t担当部署\t連絡先\tURL\t備考"
 BASE = Settings().base
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -51,15 +50,21 @@ def lodpub(*args: str, cwd: Path = ROOT, env: dict[str, str] | None = None) -> s
                           capture_output=True, text=True, timeout=600)
 
 
-def generated_table(directory: Path, measures: int, seed: int = 7, strategies: int = 8) -> Path:
-    """A synthetic table from the shared generator (``../shared/bench/gen_measures.py``)."""
-    script = SHARED / "bench" / "gen_measures.py"
-    if not script.exists():
-        pytest.fail(f"the shared table generator is missing: {script} (set LODPUB_SHARED)")
-    out = directory / f"generated-{measures}-{seed}.txt"
-    if not out.exists():
-        subprocess.run([sys.executable, str(script), "--measures", str(measures), "--strategies",
-                        str(strategies), "--seed", str(seed), "-o", str(out)], check=True)
+def generated_table(directory: Path, measures: int, strategies: int = 8) -> Path:
+    """A table of ``measures`` rows in the seed's layout, made from the seed's own rows (each name and summary
+    numbered, so that every row is a measure of its own), in ``strategies`` strategies: made here, so that the
+    suite needs nothing from outside the project."""
+    lines = SEED.read_text(encoding="utf-8").splitlines()
+    rows = [line.split("\t") for line in lines if line.count("\t") == 5 and not line.startswith("施策\t")]
+    out = directory / f"generated-{measures}.txt"
+    text = [""]
+    per = -(-measures // strategies)
+    for n in range(measures):
+        if n % per == 0:
+            text += ["", f"【戦略{n // per + 1}】 生成された戦略{n // per + 1}", "", HEADER]
+        name, summary, *rest = rows[n % len(rows)]
+        text.append("\t".join([f"{name}（{n + 1}）", f"{summary}（第{n + 1}項）", *rest]))
+    out.write_text("\n".join([*text, ""]), encoding="utf-8")
     return out
 
 
