@@ -23,7 +23,7 @@ from collections import deque
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from multiprocessing.process import BaseProcess
-from typing import Any, NoReturn
+from typing import Any
 
 from .events import event
 
@@ -203,7 +203,7 @@ CAPPED = frozenset((NEW, HEAVY))
 @dataclass
 class ProcessPool:
     """Processes of each kind that run their ``initializer(*kind.initargs)`` once, then ``handler(request)``
-    per call; at most ``max_waiting`` calls wait for a worker (0: no bound)."""
+    per call; at most ``max_waiting`` calls of each lane wait for a worker (0: no bound)."""
 
     kinds: tuple[Kind, ...]
     handler: Callable[[Any], Any]
@@ -352,7 +352,7 @@ class ProcessPool:
                        need: float) -> _Worker:
         loop = asyncio.get_running_loop()
         if deadline - loop.time() < need:
-            self._waited_out(lane)
+            raise self._waited_out(lane)
         if lane not in CAPPED or self.capped_running < self.capped_slots:
             worker = self._idle_worker(prefer, kinds)
             if worker is not None:
@@ -368,7 +368,7 @@ class ProcessPool:
         try:
             return await asyncio.wait_for(waiter.future, max(0.0, deadline - loop.time()))
         except TimeoutError:
-            self._waited_out(lane)
+            raise self._waited_out(lane) from None
         except asyncio.CancelledError:
             if waiter.future.done() and not waiter.future.cancelled():  # handed over just as the caller left
                 self.capped_running -= lane in CAPPED
@@ -378,10 +378,11 @@ class ProcessPool:
             with contextlib.suppress(ValueError):
                 self._waiting[lane].remove(waiter)
 
-    def _waited_out(self, lane: str) -> NoReturn:
+    def _waited_out(self, lane: str) -> Waited:
+        """Count a call that cannot run within its limit, and the exception that tells its caller."""
         self.waited_out += 1
         event("query_waited_out", lane=lane, waiting=self.waiting)
-        raise Waited
+        return Waited()
 
     def _idle_worker(self, prefer: str, kinds: tuple[str, ...] | None) -> _Worker | None:
         """An idle worker of kind ``prefer``, else the most recently used of ``kinds`` (its caches are warm)."""
@@ -411,9 +412,7 @@ class ProcessPool:
                     continue
                 queue.remove(waiter)
                 if waiter.deadline - now < waiter.need:  # it could no longer finish: told so now, not at its end
-                    self.waited_out += 1
-                    event("query_waited_out", lane=lane, waiting=self.waiting)
-                    waiter.future.set_exception(Waited())
+                    waiter.future.set_exception(self._waited_out(lane))
                     continue
                 waiter.future.set_result(worker)
                 self.capped_running += lane in CAPPED  # counted at once: the next release must see it

@@ -57,7 +57,7 @@ class Settings:
     # roll an edition across several servers at a moment of the operator's choosing).
     follow_pointer: bool = True
     # Overload (README "Overload"): a query's time limit counts from its arrival, its wait for a worker
-    # included; at most ``queue_per_worker`` queries per worker wait (beyond: 503 at once), and one client
+    # included; at most ``queue_per_worker`` queries per worker wait in each lane (beyond: 503 at once), and one client
     # (by connecting address) has at most ``client_queries`` queries running or waiting (beyond: 429).
     queue_per_worker: int = 8
     client_queries: int = 4
