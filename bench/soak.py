@@ -125,6 +125,7 @@ class Tally:
         self.steady: dict[str, list[float]] = collections.defaultdict(list)  # after the first minute
         self.steady_503: collections.Counter = collections.Counter()
         self.errors: collections.Counter = collections.Counter()
+        self.error_examples: dict[str, str] = {}  # the first message of each client-side error, and when
         self.heavy_over: list[float] = []  # heavy queries answered later than their limit plus 1 s
 
     def add(self, kind: str, status: int | str, ms: float) -> None:
@@ -175,6 +176,8 @@ async def client(index: int, base: str, deadline: float, tally: Tally, dump: byt
             except httpx.HTTPError as exc:
                 tally.add(kind, type(exc).__name__, (time.monotonic() - started) * 1000)
                 tally.errors[f"{kind}: {type(exc).__name__}"] += 1
+                tally.error_examples.setdefault(f"{kind}: {type(exc).__name__}",
+                                                f"{exc!r} at {time.monotonic() - tally.started:.0f} s ({name})")
                 continue
             ms = (time.monotonic() - started) * 1000
             tally.add(kind, response.status_code, ms)
@@ -223,6 +226,8 @@ def report(tally: Tally, sampler: Sampler, log: str, seconds: float, limit: floa
              for s, n in c.items() if isinstance(s, int) and s >= 500 and s != 503}
     print(f"\n5xx other than 503: {fives or 0}")
     print(f"client-side errors: {dict(tally.errors) or 0}")
+    for error, example in tally.error_examples.items():
+        print(f"  first {error}: {example}")
     heavy = tally.ms.get("heavy", [])
     print(f"heavy queries: {len(heavy)}, worst {max(heavy, default=0) / 1000:.1f} s against a limit of {limit:g} s; "
           f"{len(tally.heavy_over)} later than the limit plus 1 s")

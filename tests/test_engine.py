@@ -259,6 +259,32 @@ def test_a_request_that_timed_out_on_disk_never_costs_the_copy_in_memory_and_is_
     assert (stats["timeouts"], stats["replaced"], stats["too_long"]) == (1, 1, 1)
 
 
+def test_a_request_that_needs_more_memory_than_a_worker_may_use_ends_it_and_is_refused_after(on_disk):
+    # Six triples of 21 joined: 8.6 x 10^7 rows, whose text concatenated passes a 256 MiB cap in a second or two.
+    greedy = ("SELECT (GROUP_CONCAT(CONCAT(STR(?a), STR(?b), STR(?c))) AS ?x) WHERE { "
+              + " ".join(f"?{v} ?p{v} ?o{v} ." for v in "abcdef") + " }")
+    async def scenario(queries):
+        started = time.monotonic()
+        with pytest.raises(engine.OutOfMemory):
+            await queries.answer(request(greedy))
+        ended = time.monotonic() - started
+        with pytest.raises(engine.OutOfMemory):  # refused at once: it would only end another worker
+            await queries.answer(request(greedy))
+        answered = await queries.answer(request(QUERY))  # the worker was replaced
+        return ended, answered, queries.stats
+    async def main():
+        queries = engine.Engine(on_disk, on_disk / "none.nt", 1, 0, 30, worker_memory=256 << 20)
+        await queries.start()
+        try:
+            return await scenario(queries)
+        finally:
+            await queries.stop()
+    ended, answered, stats = asyncio.run(main())
+    assert ended < 20  # long before the 30-second limit
+    assert len(json.loads(answered.body)["results"]["bindings"]) == ROWS
+    assert (stats["replaced"], stats["too_big"], stats["timeouts"]) == (1, 1, 0)
+
+
 def test_a_request_stopped_after_a_wait_runs_again_only_with_its_whole_limit_ahead(on_disk, dump):
     endless = "SELECT (COUNT(*) AS ?n) WHERE { " + " ".join(f"?a{i} ?p{i} ?o{i} ." for i in range(8)) + " }"
     async def scenario(queries):

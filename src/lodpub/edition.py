@@ -88,7 +88,8 @@ class Edition:
         self.browse_lists: dict[str, list[dict[str, Any]]] = {}  # filled on first view (web.browse)
         self.engine = Engine(cache / "store", self.path / "measures.nt", settings.workers,
                              settings.memory_workers, settings.query_timeout, local=self.store,
-                             queue_per_worker=settings.queue_per_worker)
+                             queue_per_worker=settings.queue_per_worker,
+                             worker_memory=settings.worker_memory_mb << 20)
         self.answers = sparql_endpoint.AnswerCache(settings.result_cache_mb * 1024 * 1024)
         self.active = 0  # queries at /sparql reading this edition now (pages and files do not need its workers)
         self._idle = asyncio.Event()

@@ -48,6 +48,7 @@ import io
 import logging
 import multiprocessing
 import os
+import resource
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -68,8 +69,15 @@ _STORE: list[ox.Store] = []
 _KIND: list[str] = []
 
 
-def _start_worker(kind: str, path: str) -> None:
-    """Open the store this worker reads: ``path`` is the disk store, or the dump to load a copy from."""
+def _start_worker(kind: str, path: str, memory: int = 0) -> None:
+    """Open the store this worker reads: ``path`` is the disk store, or the dump to load a copy from; limit
+    what it may allocate to ``memory`` bytes (0: no limit)."""
+    if memory:
+        # RLIMIT_DATA bounds private writable memory (heap and anonymous maps), not the store's files mapped
+        # read-only. An allocation past it makes pyoxigraph (Rust) abort: the pool reports OutOfMemory.
+        _, hard = resource.getrlimit(resource.RLIMIT_DATA)
+        resource.setrlimit(resource.RLIMIT_DATA, (memory if hard == resource.RLIM_INFINITY else min(memory, hard),
+                                                  hard))
     if kind == MEMORY:
         store = ox.Store()
         store.bulk_load(path=path, format=ox.RdfFormat.N_TRIPLES)
@@ -229,6 +237,7 @@ def _first_line(message: str, limit: int = 200) -> str:
 QueryTimeout = pool.TimedOut
 ClientGone = pool.Abandoned
 WorkerLost = pool.WorkerLost
+OutOfMemory = pool.OutOfMemory  # also raised, without running it, for a request that ran out of memory before
 QueryFailed = pool.WorkerFailed
 Waited = pool.Waited
 Busy = pool.QueueFull
@@ -240,6 +249,7 @@ class Known:
 
     runs: dict[str, float] = field(default_factory=dict)  # its fastest completed run on each kind of worker
     stopped: float = 0.0  # its longest run that was stopped at its limit: it needs more than that
+    outgrew: bool = False  # a run of it needed more memory than a worker may use
 
     @property
     def need(self) -> float:
@@ -298,11 +308,11 @@ def copies_that_fit(wanted: int, dump_bytes: int, available: int | None) -> int:
 
 class Engine:
     def __init__(self, store: Path, dump: Path, workers: int, memory_workers: int, timeout: float,
-                 local: ox.Store | None = None, queue_per_worker: int = 0):
+                 local: ox.Store | None = None, queue_per_worker: int = 0, worker_memory: int = 0):
         """``memory_workers`` of the ``workers`` (0: one per core) query an in-memory copy of ``dump``, the
         others ``store``, at least one of them; ``local``: the server's own read-only store, for requests
         known to be cheap (None: never inline); at most ``queue_per_worker`` requests per worker wait for
-        one (0: no bound)."""
+        one (0: no bound); each worker may allocate ``worker_memory`` bytes besides its copy (0: no limit)."""
         self.store = store
         self.dump = dump
         self.workers = workers or os.cpu_count() or 1
@@ -317,6 +327,8 @@ class Engine:
                             self.memory_workers, dump.name, COPY_PER_DUMP_BYTE * size >> 20)
                 self.memory_workers = fit
         self.timeout = timeout
+        self.worker_memory = worker_memory
+        self.too_big = 0
         self.local = local
         self.max_waiting = queue_per_worker * self.workers
         self.too_long = 0
@@ -333,10 +345,19 @@ class Engine:
             context = multiprocessing.get_context("spawn")
         kinds = tuple(kind for kind in (
             # Copies load for seconds at 100,000 measures: the disk workers answer meanwhile.
-            pool.Kind(MEMORY, self.memory_workers, (MEMORY, str(self.dump)), background=True),
-            pool.Kind(DISK, self.workers - self.memory_workers, (DISK, str(self.store)))) if kind.size)
+            pool.Kind(MEMORY, self.memory_workers, (MEMORY, str(self.dump), self._memory_limit(MEMORY)),
+                      background=True),
+            pool.Kind(DISK, self.workers - self.memory_workers, (DISK, str(self.store), self._memory_limit(DISK))))
+            if kind.size)
         self.pool = pool.ProcessPool(kinds, run, _start_worker, context, max_waiting=self.max_waiting)
         await self.pool.start()
+
+    def _memory_limit(self, kind: str) -> int:
+        """What a worker of ``kind`` may allocate (0: no limit): ``worker_memory``, besides the copy it loads."""
+        if not self.worker_memory:
+            return 0
+        copy = COPY_PER_DUMP_BYTE * self.dump.stat().st_size if kind == MEMORY and self.memory_workers else 0
+        return self.worker_memory + copy
 
     async def stop(self) -> None:
         if self.pool is not None:
@@ -348,18 +369,18 @@ class Engine:
         workers = self.pool
         if workers is None:
             return {"running": 0, "waiting": 0, "timeouts": 0, "waited_out": 0, "refused": 0, "too_long": 0,
-                    "abandoned": 0, "replaced": 0, "inline": self.inline, "ready": {}}
+                    "too_big": 0, "abandoned": 0, "replaced": 0, "inline": self.inline, "ready": {}}
         return {"running": workers.running, "waiting": workers.waiting, "timeouts": workers.timeouts,
                 "waited_out": workers.waited_out, "refused": workers.refused, "too_long": self.too_long,
-                "abandoned": workers.abandoned, "replaced": workers.replaced, "inline": self.inline,
-                "ready": workers.ready}
+                "too_big": self.too_big, "abandoned": workers.abandoned, "replaced": workers.replaced,
+                "inline": self.inline, "ready": workers.ready}
 
     async def answer(self, request: Request, gone: Callable[[], bool] | None = None,
                      arrived: float | None = None) -> Outcome:
         """The outcome of ``request`` within the time limit counted from ``arrived`` (the event loop's time;
         default now); if ``gone()`` turns true first, the query is stopped (its worker killed and replaced) so
         that a client that went away does not keep a worker busy. Raises TooLong, Busy, Waited, QueryTimeout,
-        ClientGone, WorkerLost or QueryFailed."""
+        ClientGone, WorkerLost (OutOfMemory when it needs more memory than a worker may use) or QueryFailed."""
         assert self.pool is not None, "the engine is not started"
         known = self._known.get(request) or Known()
         runs = known.runs
@@ -376,6 +397,10 @@ class Engine:
                 self.too_long += 1
                 event("query_refused", reason="ran past the limit before")
                 raise TooLong
+            if known.outgrew:  # the data do not change: it would only cost another worker
+                self.too_big += 1
+                event("query_refused", reason="needed more memory than a worker may use before")
+                raise OutOfMemory("refused: it needed more memory than a worker may use before")
             kind = preferred_kind(self.pool.names, runs, self.timeout)
             # A query stopped before (and never completed) runs again only with almost its whole limit ahead
             # of it: it either finishes and is known, or runs its full limit and is not run again. (Run with
@@ -387,6 +412,10 @@ class Engine:
                                               allowed_kinds(self.pool.names, runs, self.timeout), need)
             except QueryTimeout as stopped:  # it needs more than it ran (its wait may have taken the rest)
                 self._remember(request, known, stopped.kind, stopped.ran, stopped=True)
+                raise
+            except OutOfMemory:
+                known.outgrew = True
+                self._remember(request, known, kind, 0.0, stopped=True)
                 raise
             QUERY_SECONDS.labels(outcome.store).observe(outcome.seconds)
         self._remember(request, known, outcome.store, outcome.seconds)

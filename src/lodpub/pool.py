@@ -30,6 +30,7 @@ from .events import event
 FRAME = struct.Struct("!Q")  # the length of the pickle that follows
 START_TIMEOUT = 300.0  # seconds a new worker may take to get ready (an in-memory copy loads slowly)
 POLL = 0.5  # seconds between checks that the caller still wants the answer
+LOST_JOIN_SECONDS = 1.0  # how long a worker that ended mid-call is waited for, to read its exit status
 RETRY_MAX = 60.0  # the longest pause between attempts to start a worker
 log = logging.getLogger("lodpub")
 
@@ -57,6 +58,10 @@ class Abandoned(Exception):
 
 class WorkerLost(Exception):
     """The worker ended before answering (killed from outside, out of memory, or shutting down)."""
+
+
+class OutOfMemory(WorkerLost):
+    """The worker aborted during the call: Rust's answer to an allocation its memory limit refused."""
 
 
 class WorkerFailed(Exception):
@@ -276,7 +281,8 @@ class ProcessPool:
         """``handler(request)`` in a worker (of kind ``prefer`` if one is idle; only of ``kinds`` if given),
         within ``timeout`` seconds of ``arrived`` (the event loop's time; default now), the wait for a worker
         included; a call known to need ``need`` seconds is not started with less left. Raises QueueFull,
-        Waited, TimedOut, Abandoned (when ``gone()`` turns true), WorkerLost or WorkerFailed."""
+        Waited, TimedOut, Abandoned (when ``gone()`` turns true), WorkerLost (OutOfMemory when the worker
+        aborted) or WorkerFailed."""
         loop = asyncio.get_running_loop()
         deadline = (loop.time() if arrived is None else arrived) + timeout
         payload = pickle.dumps(request, protocol=pickle.HIGHEST_PROTOCOL)
@@ -299,10 +305,18 @@ class ProcessPool:
                     raise Abandoned
             ok, value = pickle.loads(reply.result())
         except WorkerLost:
-            if not self._stopping:
-                event("worker_lost", kind=worker.kind.name, pid=worker.process.pid, running=True,
-                      message="a query worker ended during a query; its client gets a 503")
+            if self._stopping:
+                self._replace(worker)
+                raise
+            # Its socket closed as it died: its exit status (reaped within moments) says whether it aborted.
+            await loop.run_in_executor(None, worker.process.join, LOST_JOIN_SECONDS)
+            aborted = worker.process.exitcode == -signal.SIGABRT
+            event("worker_lost", kind=worker.kind.name, pid=worker.process.pid, running=True,
+                  exitcode=worker.process.exitcode, message="a query worker ended during a query"
+                  + (" (it needed more memory than it may use)" if aborted else "") + "; its client gets a 503")
             self._replace(worker)
+            if aborted:
+                raise OutOfMemory("the worker needed more memory than it may use") from None
             raise
         except BaseException:  # a timeout, a caller that left, a lost worker: this worker cannot be reused
             if not reply.done():

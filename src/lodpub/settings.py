@@ -52,6 +52,11 @@ class Settings:
     # Of the workers, those that query an in-memory copy: faster on most larger queries, ~5 KB per measure
     # each; at most workers - 1 (one always reads the disk store).
     memory_workers: int = 1
+    # MiB a query worker may allocate besides its copy in memory (0: no limit). A query that needs more ends
+    # its worker (503, replaced at once) and is not run again on that edition: pathological joins build
+    # gigabytes of intermediate rows within the time limit. Researcher queries at 100,000 measures peak at
+    # 230 MiB of data in a disk worker, a copy in memory 560 MiB besides (bench/RESULTS.md "Soak").
+    worker_memory_mb: int = 1024
     page_size: int = 50  # links listed per page on a resource's HTML page
     # Switch to a new edition as soon as the published tree points to it (false: only on SIGHUP, e.g. to
     # roll an edition across several servers at a moment of the operator's choosing).

@@ -278,6 +278,10 @@ class Endpoint:
         except engine.Busy:
             raise ProtocolError(503, "the server is busy: as many queries as it lets wait are waiting; try again "
                                      "shortly", {"Retry-After": "2"}) from None
+        except engine.OutOfMemory:
+            raise ProtocolError(503, "the query needed more memory than a worker may use "
+                                     f"({settings.worker_memory_mb:,} MiB), and the data have not changed since: it "
+                                     "is not run again; make it more specific or add a LIMIT") from None
         except engine.WorkerLost:
             raise ProtocolError(503, "the query's worker stopped before answering (the server may be shutting "
                                      "down, or the query needed too much memory); it was not completed",
