@@ -24,7 +24,7 @@ SHARED = Path(os.environ.get("LODPUB_SHARED", ROOT.parent / "shared"))
 
 def one_build(source: str, out: str, workers: int | None) -> None:
     """Run in the child: build, then print the stage figures as JSON."""
-    from lodpub.build import build
+    from lodpub.pipeline.build import build
     from lodpub.register import Register
     from lodpub.settings import Settings
 

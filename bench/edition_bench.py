@@ -37,7 +37,7 @@ QUERIES = sorted((ROOT / "bench" / "queries").glob("*.rq"))
 
 def one_build(source: str, out: str) -> None:
     """Run in the child: build into ``out`` as ``lodpub build`` does (its own register), print the figures."""
-    from lodpub.build import build
+    from lodpub.pipeline.build import build
     from lodpub.settings import Settings
 
     started = time.perf_counter()

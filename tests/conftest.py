@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from lodpub.build import BuildResult, build
+from lodpub.pipeline.build import BuildResult, build
 from lodpub.register import Register
 from lodpub.settings import Settings
 

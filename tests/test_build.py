@@ -14,8 +14,8 @@ import pytest
 import rdflib
 from rdflib.compare import isomorphic
 
-from lodpub import jsonld, publish
-from lodpub.build import build
+from lodpub.pipeline import jsonld, publish
+from lodpub.pipeline.build import build
 from lodpub.problems import InputError
 from lodpub.register import Register
 from lodpub.settings import Settings, load_settings

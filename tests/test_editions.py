@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from lodpub.build import build
+from lodpub.pipeline.build import build
 from lodpub.problems import InputError
 from lodpub.published import TreeError
 from lodpub.register import Register

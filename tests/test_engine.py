@@ -18,7 +18,7 @@ from pathlib import Path
 import pyoxigraph as ox
 import pytest
 
-from lodpub import engine
+from lodpub.serving import engine
 
 NASTY = ['<result>', 'a "quoted" },{"x":{"type":"uri"', "line\nbreak", "cr\r\nlf", "tab\there", "comma, \"csv\"",
          '}},{"v":', "<results><result></result>", "plain"]

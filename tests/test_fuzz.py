@@ -27,8 +27,8 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from lodpub import negotiation
-from lodpub.examples import EXAMPLES
+from lodpub import formats
+from lodpub.serving.examples import EXAMPLES
 
 from conftest import BASE, ROOT, Server
 
@@ -364,9 +364,9 @@ def requests(draw, max_repeat: int = 64, to: str = "any", heavy: bool = False) -
 
 # Every status the README documents for some request (302: a TimeGate's redirect to a memento).
 DOCUMENTED = {200, 204, 206, 302, 303, 304, 400, 403, 404, 405, 406, 410, 413, 414, 415, 416, 422, 429, 431, 503}
-ALL_FORMATS = (*negotiation.SOLUTIONS, *negotiation.GRAPH, negotiation.HTML)
-DOC_MEDIA = {f.media_type for f in (negotiation.HTML, *negotiation.GRAPH)}
-RESULT_MEDIA = {f.media_type for f in (*negotiation.SOLUTIONS, *negotiation.GRAPH)}
+ALL_FORMATS = (*formats.SOLUTIONS, *formats.GRAPH, formats.HTML)
+DOC_MEDIA = {f.media_type for f in (formats.HTML, *formats.GRAPH)}
+RESULT_MEDIA = {f.media_type for f in (*formats.SOLUTIONS, *formats.GRAPH)}
 EXTENSION_MEDIA = {"ttl": "text/turtle", "nt": "application/n-triples", "jsonld": "application/ld+json",
                    "rdf": "application/rdf+xml", "html": "text/html"}
 NOT_AGAIN = "it was not run again"
@@ -436,8 +436,8 @@ def negotiated(media: str, accept_header: str | None, formats: list[str], ext: s
     return any(named(media, wanted) if wanted else accepts(accept_header, media) is not False for wanted in rules)
 
 
-FORM_MEDIA = {"SELECT": {f.media_type for f in negotiation.SOLUTIONS}, "ASK": {f.media_type for f in negotiation.SOLUTIONS},
-              "CONSTRUCT": {f.media_type for f in negotiation.GRAPH}, "DESCRIBE": {f.media_type for f in negotiation.GRAPH}}
+FORM_MEDIA = {"SELECT": {f.media_type for f in formats.SOLUTIONS}, "ASK": {f.media_type for f in formats.SOLUTIONS},
+              "CONSTRUCT": {f.media_type for f in formats.GRAPH}, "DESCRIBE": {f.media_type for f in formats.GRAPH}}
 SKIPPED = re.compile(r"<[^<>\"{}|^`\\\x00-\x20]*>|\"(?:[^\"\\\n]|\\.)*\"|'(?:[^'\\\n]|\\.)*'|#[^\n]*")
 FORM = re.compile(r"\b(SELECT|ASK|CONSTRUCT|DESCRIBE)\b", re.IGNORECASE)
 

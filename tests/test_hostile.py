@@ -17,9 +17,9 @@ from urllib.parse import quote
 import pyoxigraph as ox
 import pytest
 
-from lodpub.pages import Renderer, linkable, script_json
+from lodpub.pipeline.source import parse
 from lodpub.problems import Problem
-from lodpub.source import parse
+from lodpub.serving.pages import Renderer, linkable, script_json
 
 from conftest import BASE, Server, build_text, row, table
 

@@ -7,7 +7,7 @@ import re
 import httpx
 import pytest
 
-from lodpub import metrics
+from lodpub.serving import metrics
 
 from conftest import Server
 

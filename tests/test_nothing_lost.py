@@ -11,7 +11,7 @@ import phonenumbers
 import pyoxigraph as ox
 import pytest
 
-from lodpub.build import build
+from lodpub.pipeline.build import build
 from lodpub.register import Register
 from lodpub.settings import Settings
 

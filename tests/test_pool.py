@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from lodpub import pool
+from lodpub.serving import pool
 
 
 def echo(value):

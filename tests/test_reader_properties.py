@@ -9,9 +9,9 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lodpub.cells import fiscal_dates, telephones
+from lodpub.pipeline.cells import fiscal_dates, telephones
+from lodpub.pipeline.source import parse
 from lodpub.problems import Problem
-from lodpub.source import parse
 
 from conftest import HEADER
 
@@ -60,7 +60,7 @@ def test_reiwa_fiscal_years_end_on_the_next_march_31(n):
 @given(st.lists(st.text(st.sampled_from("総務企画課部局室"), min_size=1, max_size=5), min_size=1, max_size=4),
        st.lists(st.sampled_from([" ", "\u3000", "  ", " \u3000"]), min_size=4, max_size=4))
 def test_department_levels_split_on_any_spacing(levels, gaps):
-    from lodpub.cells import interpret
+    from lodpub.pipeline.cells import interpret
 
     from conftest import row, table
     text = "".join(level + gap for level, gap in zip(levels, gaps, strict=False))

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from lodpub.build import read_sources
-from lodpub.cells import fiscal_dates, telephones
+from lodpub.pipeline.build import read_sources
+from lodpub.pipeline.cells import fiscal_dates, telephones
 from lodpub.problems import InputError, Problem, Severity
 
 from conftest import SEED, build_text, lodpub, row, table, write

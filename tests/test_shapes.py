@@ -7,7 +7,7 @@ from pathlib import Path
 import pyoxigraph as ox
 import pytest
 
-from lodpub import validation
+from lodpub.pipeline import validation
 
 from conftest import BASE, lodpub
 
@@ -115,8 +115,8 @@ def test_lodpub_validate_reports_a_syntax_error_without_a_traceback(tmp_path):
 
 
 def test_an_invalid_graph_is_never_published_and_the_build_says_which_row(tmp_path, monkeypatch):
-    from lodpub.build import GraphInvalid, build
-    from lodpub.mapping import Mapper
+    from lodpub.pipeline.build import GraphInvalid, build
+    from lodpub.pipeline.mapping import Mapper
     from lodpub.register import Register
     from lodpub.settings import Settings
 

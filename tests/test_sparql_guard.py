@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lodpub.sparql_guard import QueryRefused, check
+from lodpub.serving.sparql_guard import QueryRefused, check
 
 DATASET = "https://lodpub.example/data/measures"
 

@@ -20,12 +20,12 @@ from pathlib import Path
 
 import pyoxigraph as ox
 
-from . import snapshots
-from .vocab import DCTERMS, RDF, RDFS, SKOS, XSD, Namespace, lodpub
+from lodpub import iris, snapshots
+from lodpub.vocab import DCTERMS, RDF, RDFS, SKOS, XSD, Namespace, lodpub
 
 CS = Namespace("http://purl.org/vocab/changeset/schema#")
 TYPE = RDF.type.value
-KINDS = ("measure", "unit", "contact", "strategy", "org")  # the resources whose changes are told, in that order
+KINDS = tuple(kind for kind in iris.KINDS if kind != "source")  # the resources whose changes are told, in that order
 ORDER = {"added": 0, "renamed": 1, "changed": 2, "withdrawn": 3}
 CHANGE_TYPES = {"added": "Added", "withdrawn": "Withdrawn", "renamed": "Renamed", "changed": "Changed"}
 WORDS = {"added": ("追加", "added"), "renamed": ("名称変更", "renamed"), "changed": ("変更", "changed"),
@@ -97,7 +97,7 @@ def diff(old: Path, new: Path) -> Delta:
 
 def between(delta: Delta, new: Path, base: str) -> list[Change]:
     """The changes an edition made (``delta`` from the edition before; ``new``: its dump)."""
-    ours = f"<{base}id/".encode()
+    ours = f"<{iris.space(base)}".encode()
     derived = f"<{lodpub(base).nameOrder.value}>".encode()
     removed: dict[str, list[bytes]] = defaultdict(list)
     added: dict[str, list[bytes]] = defaultdict(list)
@@ -105,7 +105,7 @@ def between(delta: Delta, new: Path, base: str) -> list[Change]:
         if not line.startswith(ours) or derived in line:
             continue
         subject = line[1:line.index(b">")].decode()
-        if "#" in subject or "/id/source/" in subject:
+        if "#" in subject or subject.startswith(iris.space(base, "source")):
             continue  # provenance: rows, tables and files change place with every edit
         (added if is_new else removed)[subject].append(line)
     changes = []

@@ -11,12 +11,12 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import __version__, published
-from .build import GraphInvalid, build
-from .problems import InputError
-from .published import TreeError
-from .register import KINDS, Register, RegisterError
-from .settings import SettingsError, load_settings
+from lodpub import __version__, published
+from lodpub.pipeline.build import GraphInvalid, build
+from lodpub.problems import InputError
+from lodpub.published import TreeError
+from lodpub.register import KINDS, Register, RegisterError
+from lodpub.settings import SettingsError, load_settings
 
 DATA_DIR = Path("data")
 DEFAULT_REGISTER = DATA_DIR / "register.tsv"
@@ -125,8 +125,8 @@ def _serve(args: argparse.Namespace, settings) -> int:
 
     import uvicorn
 
-    from . import http_limits
-    from .server import create_app
+    from lodpub.serving import http_limits
+    from lodpub.serving.server import create_app
 
     given = (("host", args.host), ("port", args.port), ("workers", args.workers))
     overrides = {k: v for k, v in given if v is not None}
@@ -215,7 +215,7 @@ def _problems(exc: InputError) -> int:
 
 
 def _validate(args: argparse.Namespace, settings) -> int:
-    from .validate_file import validate_file
+    from lodpub.pipeline.validate_file import validate_file
     return validate_file(args.file, settings)
 
 

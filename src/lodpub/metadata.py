@@ -17,16 +17,11 @@ from pathlib import Path
 
 from pyoxigraph import Literal, NamedNode, RdfFormat, Triple, parse
 
-from .settings import Settings
-from .vocab import DCAT, DCTERMS, RDF, SPDX, VOID, XSD, lodpub
+from lodpub import formats, iris
+from lodpub.settings import Settings
+from lodpub.vocab import DCAT, DCTERMS, RDF, SPDX, VOID, XSD, lodpub
 
 IANA = "https://www.iana.org/assignments/media-types/"
-MEDIA_TYPES = {
-    ".ttl": "text/turtle",
-    ".nt": "application/n-triples",
-    ".jsonld": "application/ld+json",
-    ".tsv": "text/tab-separated-values",
-}
 
 
 @dataclass(frozen=True)
@@ -122,14 +117,14 @@ def describe(settings: Settings, counts: Counts, files: Sequence[FileInfo],
     add(Triple(dataset, DCTERMS.title, Literal(settings.title_en, language="en")))
     add(Triple(dataset, DCTERMS.description, Literal(settings.description_ja, language="ja")))
     add(Triple(dataset, DCTERMS.description, Literal(settings.description_en, language="en")))
-    add(Triple(dataset, DCTERMS.publisher, NamedNode(base + "id/org/tmg")))
+    add(Triple(dataset, DCTERMS.publisher, NamedNode(iris.government(base))))
     add(Triple(dataset, DCTERMS.license, NamedNode(settings.license)))
     add(Triple(dataset, DCTERMS.issued, date(settings.issued)))
     add(Triple(dataset, DCTERMS.modified, date(modified)))
     add(Triple(dataset, DCTERMS.language, NamedNode("http://id.loc.gov/vocabulary/iso639-1/ja")))
     add(Triple(dataset, DCTERMS.conformsTo, NamedNode(base + "def/shapes")))
     add(Triple(dataset, VOID.vocabulary, NamedNode(str(lp))))
-    add(Triple(dataset, VOID.uriSpace, Literal(base + "id/")))
+    add(Triple(dataset, VOID.uriSpace, Literal(iris.space(base))))
     add(Triple(dataset, VOID.sparqlEndpoint, NamedNode(settings.sparql_endpoint)))
     add(Triple(dataset, VOID.triples, Literal(str(counts.triples), datatype=XSD.integer)))
     add(Triple(dataset, VOID.distinctSubjects, Literal(str(counts.subjects), datatype=XSD.integer)))
@@ -163,7 +158,7 @@ def describe(settings: Settings, counts: Counts, files: Sequence[FileInfo],
     add(Triple(this, DCTERMS.title, Literal(f"{settings.title_ja}（版 {edition.name}）", language="ja")))
     add(Triple(this, DCTERMS.title, Literal(f"{settings.title_en} (edition {edition.name})", language="en")))
     add(Triple(this, DCTERMS.issued, date(edition.issued)))
-    add(Triple(this, DCTERMS.publisher, NamedNode(base + "id/org/tmg")))
+    add(Triple(this, DCTERMS.publisher, NamedNode(iris.government(base))))
     add(Triple(this, DCTERMS.license, NamedNode(settings.license)))
     add(Triple(this, VOID.triples, Literal(str(counts.triples), datatype=XSD.integer)))
     _distributions(add, settings, dataset, files, f"{base}data/")
@@ -176,7 +171,8 @@ def _distributions(add, settings: Settings, dataset: NamedNode, files: Sequence[
         url = NamedNode(prefix + info.name)
         compressed = info.name.endswith(".gz")
         plain = info.name[:-3] if compressed else info.name
-        media = MEDIA_TYPES.get("." + plain.rsplit(".", 1)[-1], "application/octet-stream")
+        fmt = formats.of_file(plain)
+        media = fmt.media_type if fmt else "application/octet-stream"
         add(Triple(dataset, DCAT.distribution, url))
         if plain.endswith(".nt"):
             add(Triple(dataset, VOID.dataDump, url))
@@ -186,7 +182,7 @@ def _distributions(add, settings: Settings, dataset: NamedNode, files: Sequence[
         add(Triple(url, DCAT.accessURL, url))
         add(Triple(url, DCAT.mediaType, NamedNode(IANA + media)))
         if compressed:
-            add(Triple(url, DCAT.compressFormat, NamedNode(IANA + "application/gzip")))
+            add(Triple(url, DCAT.compressFormat, NamedNode(IANA + formats.GZIP.media_type)))
         add(Triple(url, DCAT.byteSize, Literal(str(info.size), datatype=XSD.nonNegativeInteger)))
         add(Triple(url, DCTERMS.license, NamedNode(settings.license)))
         _checksum(add, url, info.sha256)

@@ -204,3 +204,12 @@ def naming(path: Path) -> Iterator[Path]:
             raise
         code = error_number(exc)
         raise OSError(code or 0, os.strerror(code) if code else str(exc), str(path)) from exc
+
+
+def sha256_file(path: Path) -> str:
+    """The SHA-256 of a published file, read in blocks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -18,9 +18,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .problems import InputError, Problem
+from lodpub import iris
+from lodpub.problems import InputError, Problem
 
-KINDS = ("strategy", "unit", "contact", "measure")
+KINDS = iris.REGISTERED
 # The last column holds the first former key; each further cell of a line, another.
 COLUMNS = ("kind", "id", "status", "key", "department", "digest", "replaced_by", "former")
 OLD_COLUMNS = COLUMNS[:6]  # a register written before successors and former keys: read as it is

@@ -17,7 +17,8 @@ from xml.sax.saxutils import escape, quoteattr
 
 import pyoxigraph as ox
 
-from .vocab import RDF, XSD
+from lodpub import formats
+from lodpub.vocab import RDF, XSD
 
 XSD_STRING = XSD.string.value
 RESULTS_NS = "http://www.w3.org/2005/sparql-results#"
@@ -112,8 +113,7 @@ def boolean(value: bool, fmt: str) -> bytes:
     return f"?_askResult\n{str(value).lower()}\n".encode()
 
 
-GRAPH_FORMATS = {"ttl": ox.RdfFormat.TURTLE, "nt": ox.RdfFormat.N_TRIPLES, "jsonld": ox.RdfFormat.JSON_LD,
-                 "rdf": ox.RdfFormat.RDF_XML}
+GRAPH_FORMATS = {f.name: f.writer for f in formats.GRAPH}
 
 
 # Datatypes Turtle writes without naming them ("text", "text"@ja, 5, 1.5, 1.0E0, true).

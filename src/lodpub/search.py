@@ -23,7 +23,7 @@ from pathlib import Path
 import pyoxigraph as ox
 from markupsafe import Markup, escape
 
-from .vocab import RDF, RDFS, SKOS, lodpub
+from lodpub.vocab import RDF, RDFS, SKOS, lodpub
 
 INDEX = "search.sqlite"
 SCHEMA = """

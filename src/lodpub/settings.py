@@ -13,6 +13,8 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+from lodpub import iris
+
 CONFIG_FILE = "lodpub.toml"
 CHOICES = {"metrics": ("loopback", "open", "off")}  # settings that take one of a few words
 
@@ -87,7 +89,7 @@ class Settings:
 
     @property
     def vocab(self) -> str:
-        return self.base + "def/lodpub#"
+        return iris.vocabulary(self.base)
 
     @property
     def dataset_iri(self) -> str:

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pyoxigraph as ox
 
-from .published import is_edition_name, naming
-from .search import INDEX, build_index, ensure_index, index_version
+from lodpub.published import is_edition_name, naming
+from lodpub.search import INDEX, build_index, ensure_index, index_version
 
 STORE_DIR = "store"
 DUMP_NT = "measures.nt"

@@ -6,6 +6,8 @@ from functools import lru_cache
 
 from pyoxigraph import NamedNode
 
+from lodpub import iris
+
 
 class Namespace:
     """``NS.term`` / ``NS["term"]`` give a (cached) :class:`NamedNode`; ``str(NS)`` the IRI."""
@@ -66,7 +68,7 @@ STANDARD_PREFIXES: dict[str, str] = {name: ns.iri for name, ns in {
 
 def lodpub(base: str) -> Namespace:
     """Our ontology's namespace for a base IRI (ending in ``/``)."""
-    return Namespace(base + "def/lodpub#")
+    return Namespace(iris.vocabulary(base))
 
 
 def prefixes(base: str) -> dict[str, str]:

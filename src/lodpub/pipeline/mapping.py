@@ -8,25 +8,25 @@ serialisation downstream is deterministic without sorting the whole graph.
 from __future__ import annotations
 
 import hashlib
-import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-import phonenumbers
 from pyoxigraph import Literal, NamedNode, Triple
 
-from . import matching
-from .cells import Measure
-from .matching import Assigned
-from .problems import Problem
-from .register import WITHDRAWN, Register
-from .source import CANONICAL_HEADER, SourceFile, Strategy, Table
-from .vocab import DCAT, DCTERMS, ORG, RDF, RDFS, SAC, SKOS, XSD, Namespace, lodpub
+from lodpub import iris
+from lodpub.iris import national
+from lodpub.pipeline import matching
+from lodpub.pipeline.cells import Measure
+from lodpub.pipeline.matching import Assigned
+from lodpub.pipeline.source import CANONICAL_HEADER, SourceFile, Strategy, Table
+from lodpub.problems import Problem
+from lodpub.register import WITHDRAWN, Register
+from lodpub.vocab import DCAT, DCTERMS, ORG, RDF, RDFS, SAC, SKOS, XSD, Namespace, lodpub
 
 GOVERNMENT_JA = "東京都"
 GOVERNMENT_EN = "Tokyo Metropolitan Government"
-SAFE_SLUG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+SAFE_SLUG = iris.IDENT  # a source file's name is its ident when it is one
 
 
 @dataclass
@@ -63,12 +63,6 @@ def source_slug(path: str) -> str:
     return stem if SAFE_SLUG.match(stem) else "f" + hashlib.sha256(name.encode()).hexdigest()[:12]
 
 
-def national(tel: str) -> str:
-    """``tel:+81-3-5320-7622`` → ``03-5320-7622``, the way people write it."""
-    number = phonenumbers.parse(tel[4:], None)
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.NATIONAL)
-
-
 class Mapper:
     """Turns records into triples, minting IRIs through the register."""
 
@@ -77,11 +71,11 @@ class Mapper:
         self.lp = lodpub(base)
         self.register = register
         self.english = english or {}
-        self.government = NamedNode(base + "id/org/tmg")
+        self.government = NamedNode(iris.government(base))
         self._predecessors: dict[tuple[str, int], list[int]] = {}
 
     def iri(self, kind: str, ident: int | str) -> NamedNode:
-        return NamedNode(f"{self.base}id/{kind}/{ident}")
+        return NamedNode(iris.thing(self.base, kind, ident))
 
     def map(self, sources: Sequence[SourceFile], measures: Sequence[Measure]) -> Graph:
         """Mint or look up every IRI, then describe each kind of resource in turn."""
@@ -187,8 +181,8 @@ class Mapper:
         measure_class, date = lp.Measure, XSD.date
         strategy_nodes = {int(n): self.iri("strategy", i) for n, i in ids.strategy.items()}
         # A measure's position in a listing ordered by name, then IRI (what SPARQL's ORDER BY ?name ?m gives).
-        iris = [f"{self.base}id/measure/{ident}" for ident in ids.measure]
-        by_name = sorted(range(len(measures)), key=lambda i: (measures[i].name, iris[i]))
+        named = [iris.thing(self.base, "measure", ident) for ident in ids.measure]
+        by_name = sorted(range(len(measures)), key=lambda i: (measures[i].name, named[i]))
         order = {ids.measure[i]: position for position, i in enumerate(by_name, start=1)}
         name_order, integer = lp.nameOrder, XSD.integer
         entries = {e.id: e for e in self.register.entries["measure"]}
@@ -237,7 +231,7 @@ class Mapper:
                 Triple(gov, DCTERMS.spatial, SAC.C13000)]
 
     def source_iri(self, path: str) -> NamedNode:
-        return NamedNode(f"{self.base}id/source/{source_slug(path)}")
+        return NamedNode(iris.thing(self.base, "source", source_slug(path)))
 
     def table_iri(self, table: Table) -> NamedNode:
         return NamedNode(f"{self.source_iri(table.file).value}#table-{table.index}")

@@ -1,37 +1,12 @@
-"""HTTP content negotiation: q-values, wildcards, and a ``format=`` escape hatch."""
+"""HTTP content negotiation: q-values, wildcards, and a ``format=`` escape hatch, among the formats of
+``formats.py``."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from functools import lru_cache
 
-
-@dataclass(frozen=True)
-class Format:
-    name: str  # the short name used in ``format=`` and file extensions
-    media_type: str
-    aliases: tuple[str, ...] = ()  # other media types and names that mean the same
-
-    def matches(self, media_type: str) -> bool:
-        return media_type == self.media_type or media_type in self.aliases
-
-
-# Everything the server can produce, by kind of answer (first is the default).
-SOLUTIONS = (
-    Format("json", "application/sparql-results+json", ("application/json",)),
-    Format("xml", "application/sparql-results+xml", ("application/xml", "text/xml")),
-    Format("csv", "text/csv"),
-    Format("tsv", "text/tab-separated-values"),
-)
-GRAPH = (
-    Format("ttl", "text/turtle", ("application/x-turtle", "turtle")),
-    Format("nt", "application/n-triples", ("text/plain", "ntriples", "n-triples")),
-    Format("jsonld", "application/ld+json", ("application/json", "json-ld")),
-    Format("rdf", "application/rdf+xml", ("application/xml", "text/xml", "rdfxml", "xml")),
-)
-HTML = Format("html", "text/html", ("application/xhtml+xml",))
-JSON = Format("json", "application/json")  # a page's content for scripts: search hits, lists of changes
+from lodpub.formats import Format
 
 
 class NotAcceptable(Exception):

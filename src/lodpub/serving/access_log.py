@@ -7,8 +7,8 @@ import sys
 import time
 from json.encoder import encode_basestring as quote  # type: ignore[attr-defined]
 
-from .metrics import BYTES, REQUESTS
-from .sparql_endpoint import EDITION_KEY
+from lodpub.serving.metrics import BYTES, REQUESTS
+from lodpub.serving.sparql_endpoint import EDITION_KEY
 
 
 def route_of(scope) -> str:

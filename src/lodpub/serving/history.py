@@ -25,12 +25,13 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 
-from . import changes, downloads, negotiation, pages, snapshots, web
-from .edition import Edition, Editions, edition_of
-from .linked_data import Description, LinkedData
-from .metadata import moment
-from .responses import document_format, edition_gone_or_missing, rdf, split_extension
-from .snapshots import Snapshot
+from lodpub import changes, formats, iris, snapshots
+from lodpub.metadata import moment
+from lodpub.serving import downloads, negotiation, pages, web
+from lodpub.serving.edition import Edition, Editions, edition_of
+from lodpub.serving.linked_data import Description, LinkedData
+from lodpub.serving.responses import document_format, edition_gone_or_missing, rdf, split_extension
+from lodpub.snapshots import Snapshot
 
 IMMUTABLE = downloads.VERSIONED_CACHE
 LINK_FORMAT = "application/link-format"
@@ -140,7 +141,7 @@ async def edition_changes(request: Request, name: str) -> Response:
     files = history.editions.files_of(name) if edition.knows(name) else None
     if files is None:
         return edition_gone_or_missing(edition, request, name, f"{edition.base}changes/{name}")
-    fmt = negotiation.choose_or_first((negotiation.HTML, negotiation.GRAPH[0], negotiation.JSON),
+    fmt = negotiation.choose_or_first((formats.HTML, formats.GRAPH[0], formats.JSON),
                                       request.headers.get("accept"), request.query_params.get("format"))
     if fmt.name == "ttl":
         return downloads.serve(request, files, "changes.ttl", versioned=True)
@@ -180,8 +181,8 @@ def _feed_link() -> list[pages.Alternate]:
 
 
 def _wants_json(request: Request) -> bool:
-    return negotiation.choose_or_first((negotiation.HTML, negotiation.JSON), request.headers.get("accept"),
-                                       request.query_params.get("format")) is negotiation.JSON
+    return negotiation.choose_or_first((formats.HTML, formats.JSON), request.headers.get("accept"),
+                                       request.query_params.get("format")) is formats.JSON
 
 
 # ------------------------------------------------------------------ Memento
@@ -191,24 +192,24 @@ WORDS = {**changes.WORDS, "kept": ("保存されている最も古い版", "the 
 
 def page_versions(versions: list[Version], kind: str, ident: str, lang: str) -> list[dict]:
     """A resource's versions as its page lists them, each a link to its memento."""
-    return [{"href": f"/memento/{v.edition}/{kind}/{ident}", "issued": v.issued, "edition": v.edition,
+    return [{"href": iris.memento(v.edition, kind, ident), "issued": v.issued, "edition": v.edition,
              "word": WORDS[v.type][lang != "ja"]} for v in versions]
 
 
 def links(request: Request, kind: str, ident: str, versions: list[Version] | None = None) -> str:
     """The Memento ``Link`` header of a resource's original, TimeGate and TimeMap (and its mementos)."""
     root = str(request.base_url).rstrip("/")
-    out = [f'<{root}/doc/{kind}/{ident}>; rel="original"', f'<{root}/timegate/{kind}/{ident}>; rel="timegate"',
+    out = [f'<{root}{iris.document(kind, ident)}>; rel="original"', f'<{root}/timegate/{kind}/{ident}>; rel="timegate"',
            f'<{root}/timemap/{kind}/{ident}>; rel="timemap"; type="{LINK_FORMAT}"']
     if versions:
         for rel, v in (("first memento", versions[0]), ("last memento", versions[-1])):
-            out.append(f'<{root}/memento/{v.edition}/{kind}/{ident}>; rel="{rel}"; datetime="{v.http_date}"')
+            out.append(f'<{root}{iris.memento(v.edition, kind, ident)}>; rel="{rel}"; datetime="{v.http_date}"')
     return ", ".join(out)
 
 
 async def _versions(request: Request, kind: str, ident: str) -> list[Version]:
     edition = edition_of(request)
-    return await run_in_threadpool(_history(request).versions, edition, f"{edition.base}id/{kind}/{ident}")
+    return await run_in_threadpool(_history(request).versions, edition, iris.thing(edition.base, kind, ident))
 
 
 NO_VERSION = "no version of this resource is kept\n"
@@ -256,7 +257,7 @@ async def memento(request: Request, name: str, kind: str, ident: str) -> Respons
     """The resource's document as edition ``name`` published it."""
     edition, history = edition_of(request), _history(request)
     stem, ext = split_extension(ident)
-    iri = f"{edition.base}id/{kind}/{stem}"
+    iri = iris.thing(edition.base, kind, stem)
     versions = await run_in_threadpool(history.versions, edition, iri)
     version = next((v for v in versions if v.edition == name), None)
     if version is None:
@@ -269,7 +270,7 @@ async def memento(request: Request, name: str, kind: str, ident: str) -> Respons
     headers = {"Memento-Datetime": version.http_date, "Link": links(request, kind, stem, versions),
                "Cache-Control": IMMUTABLE, "Vary": "Accept",
                "Content-Location": f"/memento/{name}/{kind}/{stem}.{fmt.name}"}
-    if fmt is negotiation.HTML:
+    if fmt is formats.HTML:
         description = Description(iri, outgoing=own)
         response = web.resource_page(edition, request, description, 1, f"/memento/{name}/{kind}/{stem}", ld=ld,
                                      memento={"edition": name, "issued": version.issued,

@@ -57,9 +57,10 @@ from pathlib import Path
 
 import pyoxigraph as ox
 
-from . import pool, results
-from .events import event
-from .metrics import QUERY_SECONDS
+from lodpub import formats, results
+from lodpub.serving import pool
+from lodpub.serving.events import event
+from lodpub.serving.metrics import QUERY_SECONDS
 
 # ---------------------------------------------------------------- in the worker
 
@@ -109,8 +110,7 @@ class Outcome:
     store: str = DISK  # the kind of store that answered
 
 
-NATIVE = {"json": ox.QueryResultsFormat.JSON, "xml": ox.QueryResultsFormat.XML,
-          "csv": ox.QueryResultsFormat.CSV, "tsv": ox.QueryResultsFormat.TSV}
+NATIVE = {f.name: f.writer for f in formats.SOLUTIONS}
 # Bytes of the answer written natively before it is taken to be too big for that route: not a limit on
 # answers (those may be up to max_bytes, written capped), only where re-evaluating becomes the cheaper way.
 NATIVE_BYTES_PER_ROW = 512

@@ -8,11 +8,9 @@ from pathlib import Path
 
 import pyoxigraph as ox
 
-from . import jsonld, validation
-from .settings import Settings
-
-FORMATS = {".ttl": ox.RdfFormat.TURTLE, ".nt": ox.RdfFormat.N_TRIPLES, ".rdf": ox.RdfFormat.RDF_XML,
-           ".owl": ox.RdfFormat.RDF_XML, ".xml": ox.RdfFormat.RDF_XML, ".n3": ox.RdfFormat.N3}
+from lodpub import formats, iris
+from lodpub.pipeline import jsonld, validation
+from lodpub.settings import Settings
 
 
 def parse_file(path: Path, base: str) -> list[ox.Triple]:
@@ -20,7 +18,7 @@ def parse_file(path: Path, base: str) -> list[ox.Triple]:
     suffix = path.suffix.lower()
     if suffix == ".jsonld":
         return jsonld.to_triples(json.loads(path.read_text(encoding="utf-8")), base)
-    fmt = FORMATS.get(suffix)
+    fmt = formats.READABLE.get(suffix)
     if fmt is None:
         raise ValueError(f"unknown RDF format {suffix!r}; use one of .ttl .nt .jsonld .rdf")
     return [q.triple for q in ox.parse(path=str(path), format=fmt, base_iri=base)]
@@ -39,7 +37,7 @@ def validate_file(path: Path, settings: Settings) -> int:
     except (ValueError, json.JSONDecodeError) as exc:
         print(f"{path}: {exc}", file=sys.stderr)
         return 1
-    findings = validation.validate(triples, validation.Rules.load(base), f"{base}id/measure/")
+    findings = validation.validate(triples, validation.Rules.load(base), iris.space(base, "measure"))
     for line in validation.describe_findings(findings, lambda iri: f"<{iri}>"):
         print(line, file=sys.stderr)
     violations = sum(1 for f in findings if f.is_violation)

@@ -23,8 +23,8 @@ from rdflib.namespace import RDF as R_RDF
 from rdflib.namespace import RDFS as R_RDFS
 from rdflib.namespace import SH as R_SH
 
-from .resources import ONTOLOGY, SHAPES, resource_path
-from .vocab import RDF, SH, XSD
+from lodpub.resources import ONTOLOGY, SHAPES, resource_path
+from lodpub.vocab import RDF, SH, XSD
 
 CHUNK_MEASURES = 4000
 

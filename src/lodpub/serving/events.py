@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 
-from .metrics import EVENTS
+from lodpub.serving.metrics import EVENTS
 
 log = logging.getLogger("lodpub")
 

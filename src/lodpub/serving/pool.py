@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from multiprocessing.process import BaseProcess
 from typing import Any
 
-from .events import event
+from lodpub.serving.events import event
 
 FRAME = struct.Struct("!Q")  # the length of the pickle that follows
 START_TIMEOUT = 300.0  # seconds a new worker may take to get ready (an in-memory copy loads slowly)

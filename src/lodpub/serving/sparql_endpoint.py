@@ -20,10 +20,12 @@ from urllib.parse import parse_qs
 import pyoxigraph as ox
 from starlette.responses import Response
 
-from . import engine, http_limits, negotiation, sparql_guard
-from .metrics import CACHE_HIT, CACHE_MISS
-from .settings import Settings
-from .vocab import DCTERMS, RDF, SD, VOID, XSD, prefixes
+from lodpub import formats
+from lodpub.serving import engine, http_limits, negotiation, sparql_guard
+from lodpub.serving.dataset import Dataset
+from lodpub.serving.metrics import CACHE_HIT, CACHE_MISS
+from lodpub.settings import Settings
+from lodpub.vocab import DCTERMS, RDF, SD, VOID, XSD, prefixes
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -31,9 +33,6 @@ Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 EDITION_KEY = "lodpub.edition"  # where a request's edition (edition.Edition) is kept in its ASGI scope
 
-FORMATS_NS = "http://www.w3.org/ns/formats/"
-RESULT_FORMATS = ("SPARQL_Results_JSON", "SPARQL_Results_XML", "SPARQL_Results_CSV", "SPARQL_Results_TSV",
-                  "Turtle", "N-Triples", "JSON-LD", "RDF_XML")
 # The response headers a script on another origin may read (CORS); the framework's routes expose the same.
 EXPOSED = b"X-SPARQL-MaxRows, Warning, Content-Location, ETag, Lodpub-Edition"
 log = logging.getLogger("lodpub")
@@ -209,7 +208,7 @@ class Endpoint:
                     _add_body(params, body, headers.get(b"content-type", b"").decode("latin-1"))
                 prepared = self.prepare(params, accept, negotiation.accepts_gzip(encodings.decode("latin-1")))
                 self._remember(key, prepared)
-            reply = await self.answer(edition.engine, prepared, Disconnected(receive), arrived,
+            reply = await self.answer(edition.data, prepared, Disconnected(receive), arrived,
                                       (scope.get("client") or ("",))[0])
             if reply.status == 200:
                 cache.put(key, reply)
@@ -231,7 +230,7 @@ class Endpoint:
             form = sparql_guard.check(query, self.allowed)
         except sparql_guard.QueryRefused as refused:
             raise ProtocolError(refused.status, str(refused)) from None
-        offered = negotiation.GRAPH if form in ("CONSTRUCT", "DESCRIBE") else negotiation.SOLUTIONS
+        offered = formats.GRAPH if form in ("CONSTRUCT", "DESCRIBE") else formats.SOLUTIONS
         try:
             fmt = negotiation.choose(offered, accept, _one(params, "format"))
         except negotiation.NotAcceptable as exc:
@@ -248,7 +247,7 @@ class Endpoint:
         if len(self.prepared) > PREPARED_ENTRIES:
             self.prepared.popitem(last=False)
 
-    async def answer(self, queries: engine.Engine, prepared: Prepared, gone: Disconnected,
+    async def answer(self, data: Dataset, prepared: Prepared, gone: Disconnected,
                      arrived: float | None = None, client: str = "") -> Reply:
         """Evaluate a prepared query in a worker within the time limit counted from ``arrived``, at most
         ``client_queries`` at once for one ``client``, and turn what comes back into a reply."""
@@ -262,7 +261,7 @@ class Endpoint:
         self.clients[client] = held + 1
         limit = f"{settings.query_timeout:g}-second limit"
         try:
-            outcome = await queries.answer(prepared.job, gone, arrived)
+            outcome = await data.query(prepared.job, gone, arrived)
         except engine.ClientGone:
             return plain(499, "the client closed the connection; the query was stopped")  # nobody reads this
         except engine.QueryTimeout:
@@ -394,5 +393,6 @@ def service_description(settings: Settings, triples: int) -> list[ox.Triple]:
         ox.Triple(graph, RDF.type, SD.Graph),
         ox.Triple(graph, VOID.triples, ox.Literal(str(triples), datatype=XSD.integer)),
     ]
-    out += [ox.Triple(service, SD.resultFormat, ox.NamedNode(FORMATS_NS + name)) for name in RESULT_FORMATS]
+    out += [ox.Triple(service, SD.resultFormat, ox.NamedNode(f.iri)) for f in (*formats.SOLUTIONS, *formats.GRAPH)
+            if f.iri]
     return out

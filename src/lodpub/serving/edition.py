@@ -21,15 +21,14 @@ from typing import Any
 
 import pyoxigraph as ox
 
-from . import downloads, metadata, pages, published, sparql_endpoint
-from .engine import Engine
-from .events import event
-from .linked_data import LinkedData, read_withdrawn
-from .search import Search
-from .settings import Settings
-from .sparql_endpoint import EDITION_KEY
-from .store import cache_root, ensure_caches
-from .vocab import DCTERMS, RDFS, VOID
+from lodpub import metadata, published
+from lodpub.serving import downloads, pages, sparql_endpoint
+from lodpub.serving.dataset import Dataset, Embedded
+from lodpub.serving.events import event
+from lodpub.serving.sparql_endpoint import EDITION_KEY
+from lodpub.settings import Settings
+from lodpub.store import cache_root
+from lodpub.vocab import DCTERMS, RDFS, VOID
 
 log = logging.getLogger("lodpub")
 FILE_INDEXES_KEPT = 16  # earlier editions whose file lists are kept, for /data/<edition>/FILE
@@ -57,14 +56,14 @@ class Files:
 
 
 class Edition:
-    """Everything the server reads of one edition: its files and description, its query store, search
-    index and workers, and the answers cached for it."""
+    """Everything the server reads of one edition: its files and description, its data (``dataset.py``),
+    and the answers cached for it."""
 
     def __init__(self, dist: Path, name: str, settings: Settings, templates):
         self.name = name
         self.path = dist / name
         self.settings = settings
-        self.base = base = settings.base
+        self.base = settings.base
         self.templates = templates
         self.void = metadata.read_description(self.path)
         self.ref = metadata.read_edition(self.void, settings)
@@ -75,10 +74,7 @@ class Edition:
         self.modified = about[DCTERMS.modified.value]
         self.class_counts = {t.subject.value.rsplit("-", 1)[-1]: int(t.object.value)
                              for t in self.void if t.predicate == VOID.entities}
-        cache = cache_root(dist, settings.cache_dir) / name
-        self.store = ensure_caches(self.path, cache, base, name)
-        self.ld = LinkedData(self.store, base, read_withdrawn(self.path / "register.tsv", base))
-        self.search = Search(cache / "search.sqlite")
+        self.data: Dataset = Embedded(self.path, cache_root(dist, settings.cache_dir) / name, settings, name)
         self.vocabulary = [q.triple for file in ("ontology.ttl", "shapes.ttl")
                            for q in ox.parse(path=str(self.path / file), format=ox.RdfFormat.TURTLE)]
         self.term_labels: dict[str, dict[str, str]] = {}
@@ -86,10 +82,6 @@ class Edition:
             if t.predicate == RDFS.label and isinstance(t.subject, ox.NamedNode):
                 self.term_labels.setdefault(t.subject.value, {})[t.object.language or ""] = t.object.value
         self.browse_lists: dict[str, list[dict[str, Any]]] = {}  # filled on first view (web.browse)
-        self.engine = Engine(cache / "store", self.path / "measures.nt", settings.workers,
-                             settings.memory_workers, settings.query_timeout, local=self.store,
-                             queue_per_worker=settings.queue_per_worker,
-                             worker_memory=settings.worker_memory_mb << 20)
         self.answers = sparql_endpoint.AnswerCache(settings.result_cache_mb * 1024 * 1024)
         self.active = 0  # queries at /sparql reading this edition now (pages and files do not need its workers)
         self._idle = asyncio.Event()
@@ -112,12 +104,12 @@ class Edition:
             self._idle.set()
 
     async def start(self) -> None:
-        await self.engine.start()
+        await self.data.start()
 
     async def retire(self) -> None:
         """Stop this edition's workers once no query may need them any more."""
         await self._idle.wait()
-        await self.engine.stop()
+        await self.data.stop()
 
 
 def edition_of(request) -> Edition:
@@ -179,7 +171,7 @@ class Editions:
         for task in list(self._tasks):
             task.cancel()
         for edition in (self.current, *self._retiring):
-            await edition.engine.stop()
+            await edition.data.stop()
 
     async def refresh(self, reason: str = "the pointer moved") -> bool:
         """Switch to the edition the pointer names, if it is another; True if the server switched."""
@@ -196,7 +188,7 @@ class Editions:
                 await new.start()
                 # The requests the old edition answered last, asked of the new one first: its workers and the
                 # cost of each are warm before any client reaches it.
-                warmed = await new.engine.warm(self.current.engine.recent(WARM_REQUESTS), WARM_SECONDS)
+                warmed = await new.data.warm(self.current.data.recent(WARM_REQUESTS), WARM_SECONDS)
             except Exception as exc:  # a broken edition must not take the served one down with it
                 event("edition_refused", logging.ERROR, edition=name, serving=self.current.name,
                       message=f"cannot serve edition {name} ({type(exc).__name__}: {exc}); still serving "

@@ -16,7 +16,8 @@ from typing import Any, TextIO
 
 import pyoxigraph as ox
 
-from .vocab import DCAT, DCTERMS, ORG, RDF, RDFS, SKOS, XSD, lodpub
+from lodpub import iris
+from lodpub.vocab import DCAT, DCTERMS, ORG, RDF, RDFS, SKOS, XSD, lodpub
 
 # term → (property IRI (lp: local name, or prefixed standard), how values are written)
 #   id: an IRI string; lang: a string in Japanese; langmap: {"ja": …, "en": …};
@@ -113,7 +114,7 @@ class _Writer:
         self.done: dict[str, dict[str, Any]] = {}
         # Units, contacts, strategies and the government recur in many measures: render them once.
         self.shared = {iri for iri in self.subjects
-                       if not iri.startswith(f"{base}id/measure/") and "#" not in iri}
+                       if not iri.startswith(iris.space(base, "measure")) and "#" not in iri}
         self.compact_property = {self.lp: "lp:", **{v: k + ":" for k, v in _PREFIXES.items()}}
 
     def node(self, iri: str) -> dict[str, Any]:
@@ -163,10 +164,10 @@ class _Writer:
 def write_document(out: TextIO, triples: Sequence[ox.Triple], base: str, context_url: str) -> None:
     """The JSON-LD document: header, one node object per line, footer."""
     writer = _Writer(triples, base)
-    embedded_prefixes = tuple(f"{base}id/{kind}/" for kind in EMBEDDED_KINDS)
+    embedded_prefixes = tuple(iris.space(base, kind) for kind in EMBEDDED_KINDS)
     top = []
     for iri, own in writer.subjects.items():
-        if "#" in iri and iri.startswith(f"{base}id/measure/"):
+        if "#" in iri and iri.startswith(iris.space(base, "measure")):
             continue  # a source row, embedded in its measure
         if (iri.startswith(embedded_prefixes) and own[0].predicate == RDF.type) or "-column-" in iri:
             continue  # a unit or contact point, embedded where it is named (a withdrawn one stands alone)

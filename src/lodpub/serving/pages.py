@@ -13,8 +13,8 @@ import jinja2
 import pyoxigraph as ox
 from markupsafe import Markup, escape
 
-from .mapping import national
-from .vocab import STANDARD_PREFIXES
+from lodpub.iris import national
+from lodpub.vocab import STANDARD_PREFIXES
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 

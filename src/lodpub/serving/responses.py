@@ -1,5 +1,5 @@
-"""The answers routes share: a notice or error (HTML for a browser, text for everyone else), RDF in the
-negotiated format, and a document's format from its extension or ``Accept``."""
+"""The answers routes share: a notice or error (HTML for a browser, text for everyone else), 404 and 410,
+RDF in the negotiated format, and a document's format from its extension or ``Accept``."""
 
 from __future__ import annotations
 
@@ -9,14 +9,16 @@ import pyoxigraph as ox
 from starlette.requests import Request
 from starlette.responses import Response
 
-from . import negotiation, results, sparql_endpoint, web
-from .vocab import prefixes
+from lodpub import formats, results
+from lodpub.serving import negotiation, sparql_endpoint, web
+from lodpub.vocab import prefixes
 
 if TYPE_CHECKING:
-    from .edition import Edition
+    from lodpub.serving.edition import Edition
+    from lodpub.settings import Settings
 
-EXTENSIONS = {"ttl": "ttl", "nt": "nt", "jsonld": "jsonld", "rdf": "rdf", "html": "html"}
-DOC_FORMATS = (negotiation.HTML, *negotiation.GRAPH)
+EXTENSIONS = {f.name for f in (*formats.GRAPH, formats.HTML)}  # a document's: /doc/measure/1.ttl
+DOC_FORMATS = (formats.HTML, *formats.GRAPH)
 
 
 def message(edition: Edition, request: Request, status: int, title: str, text: str, iri: str = "",
@@ -28,6 +30,27 @@ def message(edition: Edition, request: Request, status: int, title: str, text: s
     return sparql_endpoint.text(status, f"{title}: {text}")
 
 
+def settings_of(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def not_found(request: Request, status: int, iri: str) -> Response:
+    """404 for what this dataset does not have; 410 for a withdrawn thing, naming its successors."""
+    edition = request.scope[sparql_endpoint.EDITION_KEY]
+    if status == 410:
+        successors = edition.data.withdrawn.get(iri, [])
+        if not successors:
+            return message(edition, request, 410, "Gone", "この資源は取り下げられました。 This resource has "
+                           "been withdrawn; its IRI will never be reused.", iri)
+        response = message(edition, request, 410, "Gone", "この資源は取り下げられ、次に引き継がれました。 This "
+                           "resource has been withdrawn and replaced by: " + " ".join(successors), iri,
+                           links=[edition.local(s) or s for s in successors])
+        response.headers["Link"] = ", ".join(f'<{s}>; rel="successor-version"' for s in successors)
+        return response
+    return message(edition, request, 404, "Not Found", "この IRI は当データセットにありません。 No such "
+                   "resource in this dataset.", iri)
+
+
 def edition_gone_or_missing(edition: Edition, request: Request, name: str, iri: str, then: str = "") -> Response:
     """410 for an edition the tree no longer keeps (``then``: where to go instead), 404 for an unknown one."""
     if edition.knows(name):
@@ -36,7 +59,7 @@ def edition_gone_or_missing(edition: Edition, request: Request, name: str, iri: 
     return message(edition, request, 404, "Not Found", "その版はありません。 No such edition.", iri)
 
 
-def rdf(edition: Edition, triples: list[ox.Triple], fmt: negotiation.Format, headers: dict[str, str]) -> Response:
+def rdf(edition: Edition, triples: list[ox.Triple], fmt: formats.Format, headers: dict[str, str]) -> Response:
     body = results.graph(triples, fmt.name, results.used_prefixes(triples, prefixes(edition.base)))
     media = fmt.media_type + ("; charset=utf-8" if fmt.media_type.startswith("text/") else "")
     return Response(body, media_type=media, headers=headers)
@@ -50,10 +73,10 @@ def split_extension(ident: str) -> tuple[str, str]:
     return ident, ""
 
 
-def document_format(request: Request, ext: str) -> negotiation.Format:
+def document_format(request: Request, ext: str) -> formats.Format:
     """The format a document is asked for in: its extension, ``format=``, or ``Accept``."""
     try:
         return negotiation.choose(DOC_FORMATS, request.headers.get("accept"),
-                                  EXTENSIONS.get(ext) or request.query_params.get("format"))
+                                  (ext if ext in EXTENSIONS else None) or request.query_params.get("format"))
     except negotiation.NotAcceptable as exc:
         raise sparql_endpoint.ProtocolError(406, str(exc)) from None

@@ -14,7 +14,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .problems import Problem, Severity
+from lodpub.problems import Problem, Severity
 
 # Header text (after NFKC and trimming) → the field it holds.
 HEADERS: dict[str, str] = {

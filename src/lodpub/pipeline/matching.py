@@ -18,10 +18,10 @@ from collections import defaultdict, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from .cells import Measure
-from .problems import Problem, Severity
-from .register import ACTIVE, Entry, Register, digest
-from .source import Row
+from lodpub.pipeline.cells import Measure
+from lodpub.pipeline.source import Row
+from lodpub.problems import Problem, Severity
+from lodpub.register import ACTIVE, Entry, Register, digest
 
 # The loose passes, surest first: the fields that must agree, and what the difference is, for a warning.
 PASSES: tuple[tuple[tuple[str, ...], str], ...] = (

@@ -16,14 +16,15 @@ from markupsafe import Markup
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
-from . import negotiation, pages
-from .examples import EXAMPLES, prologue
-from .mapping import national
-from .vocab import ORG, RDF, SKOS, lodpub
+from lodpub import formats, iris
+from lodpub.iris import national
+from lodpub.serving import negotiation, pages
+from lodpub.serving.examples import EXAMPLES, prologue
+from lodpub.vocab import ORG, RDF, SKOS, lodpub
 
 if TYPE_CHECKING:
-    from .edition import Edition
-    from .linked_data import LinkedData
+    from lodpub.serving.edition import Edition
+    from lodpub.serving.linked_data import LinkedData
 
 LANGUAGES = ("ja", "en")
 # How a link reads from the other end: "a unit of this" is a sub-unit, and so on.
@@ -132,8 +133,8 @@ def search(edition: Edition, request: Request) -> Response:
     query = request.query_params.get("q", "").strip()[:200]
     page = page_number(request)
     size = edition.settings.page_size
-    hits, total = edition.search.find(query, size, (page - 1) * size) if query else ([], 0)
-    fmt = negotiation.choose_or_first((negotiation.HTML, negotiation.JSON), request.headers.get("accept"),
+    hits, total = edition.data.search(query, size, (page - 1) * size) if query else ([], 0)
+    fmt = negotiation.choose_or_first((formats.HTML, formats.JSON), request.headers.get("accept"),
                                       request.query_params.get("format"))
     if fmt.name == "json":
         return JSONResponse({"query": query, "total": total, "page": page, "results": [
@@ -162,19 +163,12 @@ def browse(edition: Edition, request: Request, kind: str) -> HTMLResponse:
 def browse_list(edition: Edition, kind: str) -> list[dict[str, Any]]:
     lp = lodpub(edition.base)
     cls, link = (lp.Strategy, lp.strategy) if kind == "strategies" else (lp.Bureau, lp.bureau)
-    # One GROUP BY in pyoxigraph: counting 100,000 links in Python took 0.5 s. The predicate is ours, not
-    # the visitor's, so it may stand in the query text.
-    counted = edition.store.query(f"SELECT ?item (COUNT(*) AS ?n) WHERE {{ ?measure <{link.value}> ?item }} "
-                               "GROUP BY ?item")
-    assert isinstance(counted, ox.QuerySolutions)
-    counts = {row["item"].value: int(row["n"].value) for row in counted}
-    nodes = sorted((q.subject.value for q in edition.store.quads_for_pattern(None, RDF.type, cls)),
-                   key=lambda iri: (len(iri), iri))
-    labels = edition.ld.labels(nodes)
+    data = edition.data
+    counts = data.linked_counts(link)
+    nodes = sorted(data.instances(cls), key=lambda iri: (len(iri), iri))
+    labels = data.labels(nodes)
     return [{"href": edition.local(iri), "labels": labels.get(iri, {}), "count": counts.get(iri, 0),
-             "notation": next((q.object.value for q in
-                               edition.store.quads_for_pattern(ox.NamedNode(iri), SKOS.notation, None)), "")}
-            for iri in nodes]
+             "notation": next(iter(data.objects(iri, SKOS.notation)), "")} for iri in nodes]
 
 
 # ------------------------------------------------------------------ resources
@@ -185,7 +179,7 @@ def resource_page(edition: Edition, request: Request, description, page: int, pa
     ``extra``: more for the template (its versions, or the edition a memento is from)."""
     lang = language(request)
     lp = lodpub(edition.base)
-    ld = ld or edition.ld
+    ld = ld or edition.data
     renderer = pages.Renderer(edition.term_labels, lang, edition.local)
     iri = description.iri
     own = [t for t in description.outgoing if t.subject.value == iri]
@@ -195,15 +189,15 @@ def resource_page(edition: Edition, request: Request, description, page: int, pa
             parts.setdefault(t.subject.value, []).append(t)
     types = {t.object.value for t in own if t.predicate == RDF.type}
     chain = unit_chain(ld, iri, own)
-    iris = [t.object.value for t in description.all_triples() if isinstance(t.object, ox.NamedNode)]
-    iris += [t.subject.value for t in description.incoming] + [iri] + [u for u, _ in chain]
-    labels = ld.labels(iris)
-    phones = {c: tel for c in set(iris) if c.startswith(f"{edition.base}id/contact/")
+    named = [t.object.value for t in description.all_triples() if isinstance(t.object, ox.NamedNode)]
+    named += [t.subject.value for t in description.incoming] + [iri] + [u for u, _ in chain]
+    labels = ld.labels(named)
+    phones = {c: tel for c in set(named) if c.startswith(iris.space(edition.base, "contact"))
               for tel in ld.objects(c, lp.telephone)}
     renderer.telephones = phones
     title = pages.pick(labels.get(iri), lang) or iri.rsplit("/", 1)[-1]
     alternates = [pages.Alternate(name, f.media_type, f"{path}.{f.name}")
-                  for name, f in zip(("Turtle", "N-Triples", "JSON-LD", "RDF/XML"), negotiation.GRAPH, strict=True)]
+                  for name, f in zip(("Turtle", "N-Triples", "JSON-LD", "RDF/XML"), formats.GRAPH, strict=True)]
     incoming = renderer.rows(description.incoming, labels, position="subject")
     for row in incoming:
         key = row["iri"] if row["iri"] in INVERSE_LABELS else row["iri"].rsplit("#", 1)[-1]
@@ -312,7 +306,7 @@ def query_editor(edition: Edition, request: Request) -> HTMLResponse:
     examples = [{"title": e.title(lang), "query": e.text(edition.base)} for e in EXAMPLES]
     return render(edition, request, "sparql.html", title="SPARQL", initial=initial, examples=examples,
                   prologue=prologue(edition.base), timeout=settings.query_timeout, max_rows=settings.max_rows,
-                  formats=[f.name for f in (*negotiation.SOLUTIONS, *negotiation.GRAPH)])
+                  formats=[f.name for f in (*formats.SOLUTIONS, *formats.GRAPH)])
 
 
 __all__ = ["browse", "landing", "query_editor", "render", "resource_page", "search", "vocabulary_page"]

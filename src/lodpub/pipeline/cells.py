@@ -17,8 +17,8 @@ from urllib.parse import urlsplit
 import phonenumbers
 import pyoxigraph
 
-from .problems import Problem, Severity
-from .source import CANONICAL_HEADER, Row
+from lodpub.pipeline.source import CANONICAL_HEADER, Row
+from lodpub.problems import Problem, Severity
 
 PHONE_SEPARATORS = re.compile(r"[\s,、，/／・;；]+")
 # 令和6年度まで / 令和元年度から / 平成31年度 / 2025年度まで — the era table is the

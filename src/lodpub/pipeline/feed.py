@@ -11,8 +11,8 @@ from pathlib import Path
 
 from markupsafe import Markup
 
-from .changes import WORDS, Change, counts
-from .settings import Settings
+from lodpub.changes import WORDS, Change, counts
+from lodpub.settings import Settings
 
 ATOM = "http://www.w3.org/2005/Atom"
 ENTRIES = 50  # editions listed in a feed

@@ -11,20 +11,13 @@ from typing import TYPE_CHECKING
 from starlette.requests import Request
 from starlette.responses import FileResponse, RangeNotSatisfiable, Response
 
-from .negotiation import accepts_gzip
-from .publish import sha256_file
+from lodpub import formats
+from lodpub.published import sha256_file
+from lodpub.serving.negotiation import accepts_gzip
 
 if TYPE_CHECKING:
-    from .edition import Files
+    from lodpub.serving.edition import Files
 
-MEDIA_TYPES = {
-    ".ttl": "text/turtle; charset=utf-8",
-    ".nt": "application/n-triples",
-    ".jsonld": "application/ld+json",
-    ".tsv": "text/tab-separated-values; charset=utf-8",
-    ".gz": "application/gzip",
-    ".atom": "application/atom+xml",
-}
 VERSIONED_CACHE = "public, max-age=31536000, immutable"
 # More ranges than this in one request are ignored: the whole file, 200 (Apache's MaxRanges does the same
 # at 200). Downloaders ask for one; starlette alone would build a multipart answer of up to 100 parts.
@@ -45,7 +38,10 @@ class DistFile:
 
     @property
     def media_type(self) -> str:
-        return MEDIA_TYPES.get(self.path.suffix, "application/octet-stream")
+        fmt = formats.of_file(self.path.name)
+        if fmt is None:
+            return "application/octet-stream"
+        return fmt.media_type + ("; charset=utf-8" if fmt.charset else "")
 
 
 def index(edition: Path, described: dict[str, tuple[int, str]] | None = None) -> dict[str, DistFile]:

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pyoxigraph as ox
 
-from .register import WITHDRAWN, Register
-from .snapshots import Snapshot
-from .vocab import RDF, RDFS
+from lodpub import iris
+from lodpub.register import WITHDRAWN, Register
+from lodpub.snapshots import Snapshot
+from lodpub.vocab import RDF, RDFS
 
-KINDS = ("measure", "unit", "contact", "strategy", "org", "source")
 # Counted by pyoxigraph's query engine: a strategy's or bureau's thousands of incoming links, counted in Python, took
 # 80-95 ms at 100,000 measures; this takes 4-6 ms.
 INCOMING = "SELECT ?node (COUNT(*) AS ?n) WHERE { ?s ?p ?node } GROUP BY ?node"
@@ -43,7 +43,7 @@ def _reading_order(t: ox.Triple, iri: str) -> tuple:
 
 def read_withdrawn(register: Path, base: str) -> dict[str, list[str]]:
     """IRIs the register marks withdrawn (they answer 410 Gone, not 404), each with its successors' IRIs."""
-    return {f"{base}id/{e.kind}/{e.id}": [f"{base}id/{e.kind}/{n}" for n in e.replaced_by]
+    return {iris.thing(base, e.kind, e.id): [iris.thing(base, e.kind, n) for n in e.replaced_by]
             for entries in Register.load(register).entries.values() for e in entries if e.status == WITHDRAWN}
 
 

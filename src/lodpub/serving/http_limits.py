@@ -28,8 +28,8 @@ from urllib.parse import parse_qs, unquote_to_bytes
 
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
-from .events import event
-from .settings import Settings
+from lodpub.serving.events import event
+from lodpub.settings import Settings
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
