@@ -18,7 +18,7 @@ from pathlib import Path
 import pyoxigraph as ox
 import pytest
 
-from lodpub.serving import engine
+from lodpub.serving import engine, worker
 
 NASTY = ['<result>', 'a "quoted" },{"x":{"type":"uri"', "line\nbreak", "cr\r\nlf", "tab\there", "comma, \"csv\"",
          '}},{"v":', "<results><result></result>", "plain"]
@@ -39,15 +39,15 @@ def fill(data: ox.Store) -> None:
 def store():
     data = ox.Store()
     fill(data)
-    engine._STORE[:] = [data]
-    engine._KIND[:] = [engine.MEMORY]
+    worker._STORE[:] = [data]
+    worker._KIND[:] = [engine.MEMORY]
     yield
-    engine._STORE.clear()
-    engine._KIND.clear()
+    worker._STORE.clear()
+    worker._KIND.clear()
 
 
-def ask(fmt: str, max_rows: int, max_bytes: int = 10_000_000, query: str = QUERY) -> engine.Outcome:
-    return engine.run(engine.Request(query=query, fmt=fmt, max_rows=max_rows, max_bytes=max_bytes,
+def ask(fmt: str, max_rows: int, max_bytes: int = 10_000_000, query: str = QUERY) -> worker.Outcome:
+    return worker.run(worker.Request(query=query, fmt=fmt, max_rows=max_rows, max_bytes=max_bytes,
                                      truncated_link="http://example.org/sparql#truncated"))
 
 
@@ -69,7 +69,7 @@ def test_an_answer_within_the_cap_is_whole_and_not_marked(fmt):
         outcome = ask(fmt, cap)
         assert not outcome.truncated and not outcome.error
         assert len(parsed_rows(outcome.body, fmt)) == ROWS
-        assert engine.count_rows(outcome.body, fmt) == ROWS
+        assert worker.count_rows(outcome.body, fmt) == ROWS
 
 
 @pytest.mark.parametrize("fmt", ["json", "xml", "csv", "tsv"])
@@ -101,9 +101,9 @@ def test_a_query_error_comes_back_as_a_message():
 @pytest.mark.parametrize("fmt", ["json", "xml", "csv", "tsv"])
 def test_the_cheap_bound_on_rows_is_never_below_the_count(fmt):
     body = ask(fmt, 10_000).body
-    assert engine.most_rows(body, fmt) >= engine.count_rows(body, fmt) == ROWS
+    assert worker.most_rows(body, fmt) >= worker.count_rows(body, fmt) == ROWS
     empty = ask(fmt, 10_000, query="SELECT ?s WHERE { ?s <http://example.org/none> ?o }").body
-    assert engine.most_rows(empty, fmt) >= engine.count_rows(empty, fmt) == 0
+    assert worker.most_rows(empty, fmt) >= worker.count_rows(empty, fmt) == 0
 
 
 # ------------------------------------------------------------------ cheap requests stay in the server
@@ -264,23 +264,20 @@ def test_a_request_that_needs_more_memory_than_a_worker_may_use_ends_it_and_is_r
     greedy = ("SELECT (GROUP_CONCAT(CONCAT(STR(?a), STR(?b), STR(?c))) AS ?x) WHERE { "
               + " ".join(f"?{v} ?p{v} ?o{v} ." for v in "abcdef") + " }")
     async def scenario(queries):
-        started = time.monotonic()
-        with pytest.raises(engine.OutOfMemory):
+        with pytest.raises(engine.OutOfMemory):  # not QueryTimeout: the cap, not the limit, ended it
             await queries.answer(request(greedy))
-        ended = time.monotonic() - started
-        with pytest.raises(engine.OutOfMemory):  # refused at once: it would only end another worker
+        with pytest.raises(engine.OutOfMemory):  # refused without running: it would only end another worker
             await queries.answer(request(greedy))
         answered = await queries.answer(request(QUERY))  # the worker was replaced
-        return ended, answered, queries.stats
+        return answered, queries.stats
     async def main():
-        queries = engine.Engine(on_disk, on_disk / "none.nt", 1, 0, 30, worker_memory=256 << 20)
+        queries = engine.Engine(on_disk, on_disk / "none.nt", 1, 0, 300, worker_memory=256 << 20)
         await queries.start()
         try:
             return await scenario(queries)
         finally:
             await queries.stop()
-    ended, answered, stats = asyncio.run(main())
-    assert ended < 20  # long before the 30-second limit
+    answered, stats = asyncio.run(main())
     assert len(json.loads(answered.body)["results"]["bindings"]) == ROWS
     assert (stats["replaced"], stats["too_big"], stats["timeouts"]) == (1, 1, 0)
 
