@@ -330,3 +330,68 @@ def test_requests_wait_in_the_lane_of_their_fastest_run():
     assert engine.lane({"disk": 0.01, "memory": 2.0}) == "cheap"
     assert engine.lane({"disk": 0.3}) == "normal"
     assert engine.lane({"disk": 1.5}) == "heavy"
+
+
+# ------------------------------------------------------------------ a candidate engine, checked against the reference
+
+def with_candidate(path: Path, dump: Path, scenario):
+    """``scenario(engine)`` against a disk worker (the reference) and a columnar one (maplib), once both are."""
+    async def main():
+        queries = engine.Engine(path, dump, 1, 0, 30, columnar_workers=1)
+        await queries.start()
+        try:
+            for _ in range(300):
+                if queries.stats["ready"].get("columnar"):
+                    break
+                await asyncio.sleep(0.1)
+            assert queries.stats["ready"] == {"disk": 1, "columnar": 1}
+            return await scenario(queries)
+        finally:
+            await queries.stop()
+    return asyncio.run(main())
+
+
+async def checked(queries, query: str) -> list[engine.Outcome]:
+    """The request answered once, then again once the candidate was checked on it (and a few times more)."""
+    first = await queries.answer(request(query))
+    for _ in range(200):
+        if not queries._checking:
+            break
+        await asyncio.sleep(0.05)
+    return [first] + [await queries.answer(request(query)) for _ in range(4)]
+
+
+def test_a_candidate_is_trusted_for_a_request_only_once_it_gave_the_reference_answer(on_disk, dump):
+    same = "SELECT ?s (COUNT(?o) AS ?n) WHERE { ?s ?p ?o } GROUP BY ?s ORDER BY ?s"
+    async def scenario(queries):
+        outcomes = await checked(queries, same)
+        known = queries._known[request(same)]
+        return outcomes, known.trusted, dict(known.runs), queries.stats["candidates"]
+    outcomes, trusted, runs, candidates = with_candidate(on_disk, dump, scenario)
+    assert outcomes[0].store == "disk"  # nothing unchecked reaches a client
+    assert trusted == {"columnar": True} and "columnar" in runs and candidates["agreed"] == 1
+    # Trusted, it answers whenever it was the faster; whoever answers, the answer is the reference's.
+    assert {o.store for o in outcomes[1:]} <= {"disk", "columnar"}
+    assert all(o.body == outcomes[0].body for o in outcomes)
+
+
+def test_a_request_the_candidate_cannot_answer_or_answers_differently_stays_on_the_reference(on_disk, dump):
+    cannot = "ASK { ?s ?p ?o }"  # maplib has no ASK
+    # maplib gives REDUCED one row; pyoxigraph keeps every distinct one (as REDUCED allows both: not the same)
+    differs = "SELECT REDUCED ?p WHERE { ?s ?p ?o } ORDER BY ?p"
+    async def scenario(queries):
+        asked = await checked(queries, cannot)
+        other = await checked(queries, differs)
+        return asked, other, queries._known[request(cannot)].trusted, queries._known[request(differs)].trusted, \
+            queries.stats["candidates"]
+    asked, other, cannot_trusted, differs_trusted, candidates = with_candidate(on_disk, dump, scenario)
+    assert cannot_trusted == {"columnar": False} and differs_trusted == {"columnar": False}
+    assert candidates["declined"] == 1 and candidates["differed"] == 1 and candidates["answered"] == 0
+    assert {o.store for o in asked + other} == {"disk"}
+    assert len({o.body for o in other}) == 1
+
+
+def test_only_a_trusted_candidate_is_ever_preferred():
+    costs = {"disk": 0.05, "columnar": 0.01}
+    assert engine.preferred_kind(["disk", "columnar"], costs, 10) == "columnar"
+    assert engine.preferred_kind(["disk"], {"disk": 0.05}, 10) == "disk"  # an untrusted one is not offered

@@ -63,7 +63,7 @@ def busiest(pids: set[int]) -> int:
 
 def test_a_worker_killed_mid_query_gives_its_client_a_503_and_is_replaced_while_others_answer(served_dist):
     server = Server(served_dist, {"LODPUB_WORKERS": "3", "LODPUB_MEMORY_WORKERS": "0", "LODPUB_QUERY_TIMEOUT": "60",
-                                  "LODPUB_RESULT_CACHE_MB": "0"})
+                                  "LODPUB_RESULT_CACHE_MB": "0", "LODPUB_COLUMNAR_WORKERS": "0"})
     try:
         workers = descendants(server.process.pid)
         with concurrent.futures.ThreadPoolExecutor(4) as pool:
@@ -97,7 +97,8 @@ def test_a_query_that_needs_more_memory_than_a_worker_may_use_gets_a_503_once_ru
     greedy = ("SELECT (GROUP_CONCAT(CONCAT(STR(?a), STR(?b), STR(?c))) AS ?x) WHERE { ?a ?p ?o . ?b ?q ?r . "
               "?c ?t ?u . ?d ?v ?w }")  # ~10^12 rows of the seed's triples: gigabytes of text long before the limit
     server = Server(served_dist, {"LODPUB_WORKERS": "2", "LODPUB_MEMORY_WORKERS": "0", "LODPUB_QUERY_TIMEOUT": "300",
-                                  "LODPUB_WORKER_MEMORY_MB": "256", "LODPUB_RESULT_CACHE_MB": "0"})
+                                  "LODPUB_WORKER_MEMORY_MB": "256", "LODPUB_RESULT_CACHE_MB": "0",
+                                  "LODPUB_COLUMNAR_WORKERS": "0"})
     try:
         first = httpx.get(f"{server.url}/sparql", params={"query": greedy}, timeout=400)
         again = httpx.get(f"{server.url}/sparql", params={"query": greedy}, timeout=400)

@@ -54,6 +54,9 @@ class Settings:
     # Of the workers, those that query an in-memory copy: faster on most larger queries, ~5 KB per measure
     # each; at most workers - 1 (one always reads the disk store).
     memory_workers: int = 1
+    # Workers, besides those, that answer from maplib's columnar model of the edition: a candidate engine
+    # whose answer to a request is used only once it was found the same as pyoxigraph's (README "Engines").
+    columnar_workers: int = 1
     # MiB a query worker may allocate besides its copy in memory (0: no limit). A query that needs more ends
     # its worker (503, replaced at once) and is not run again on that edition: pathological joins build
     # gigabytes of intermediate rows within the time limit. Researcher queries at 100,000 measures peak at

@@ -69,7 +69,8 @@ class Embedded(LinkedData):
         self.index = Search(cache / "search.sqlite")
         self.engine = Engine(cache / "store", path / "measures.nt", settings.workers, settings.memory_workers,
                              settings.query_timeout, local=store, queue_per_worker=settings.queue_per_worker,
-                             worker_memory=settings.worker_memory_mb << 20)
+                             worker_memory=settings.worker_memory_mb << 20,
+                             columnar_workers=settings.columnar_workers)
 
     async def start(self) -> None:
         await self.engine.start()

@@ -49,10 +49,10 @@ from pathlib import Path
 
 import pyoxigraph as ox
 
-from lodpub.serving import pool
+from lodpub.serving import agree, pool
 from lodpub.serving.events import event
-from lodpub.serving.metrics import QUERY_SECONDS
-from lodpub.serving.worker import DISK, MEMORY, Outcome, Request, answer_from, run, start
+from lodpub.serving.metrics import CANDIDATE_CHECKS, QUERY_SECONDS
+from lodpub.serving.worker import CANDIDATES, COLUMNAR, DISK, MEMORY, Outcome, Request, answer_from, run, start
 
 # ---------------------------------------------------------------- in the server
 
@@ -72,6 +72,10 @@ class Known:
     runs: dict[str, float] = field(default_factory=dict)  # its fastest completed run on each kind of worker
     stopped: float = 0.0  # its longest run that was stopped at its limit: it needs more than that
     outgrew: bool = False  # a run of it needed more memory than a worker may use
+    # Each candidate kind (worker.CANDIDATES) checked against the reference: True once its answer was the same
+    # (its runs then count like any kind's), False for good once it differed or could not answer.
+    trusted: dict[str, bool] = field(default_factory=dict)
+    checking: set[str] = field(default_factory=set)  # candidate kinds asked it now
 
     @property
     def need(self) -> float:
@@ -100,6 +104,8 @@ COST_QUERY_MAX = 16_384
 # A copy in memory takes ~2.6 times the size of the N-Triples it is loaded from (564 MiB for 221 MB at
 # 100,000 measures); copies are only loaded while they would take at most half the memory available.
 COPY_PER_DUMP_BYTE = 3
+# maplib's model of a dump, against pyoxigraph's copy of it: 745-866 MiB of data against 524 at 100,000 measures.
+MODEL_PER_COPY = 2
 log = logging.getLogger("lodpub")
 
 
@@ -130,11 +136,13 @@ def copies_that_fit(wanted: int, dump_bytes: int, available: int | None) -> int:
 
 class Engine:
     def __init__(self, store: Path, dump: Path, workers: int, memory_workers: int, timeout: float,
-                 local: ox.Store | None = None, queue_per_worker: int = 0, worker_memory: int = 0):
+                 local: ox.Store | None = None, queue_per_worker: int = 0, worker_memory: int = 0,
+                 columnar_workers: int = 0):
         """``memory_workers`` of the ``workers`` (0: one per core) query an in-memory copy of ``dump``, the
         others ``store``, at least one of them; ``local``: the server's own read-only store, for requests
         known to be cheap (None: never inline); at most ``queue_per_worker`` requests per worker wait for
-        one (0: no bound); each worker may allocate ``worker_memory`` bytes besides its copy (0: no limit)."""
+        one (0: no bound); each worker may allocate ``worker_memory`` bytes besides its copy (0: no limit);
+        ``columnar_workers`` more answer from maplib's model of ``dump``, as a candidate (``_check``)."""
         self.store = store
         self.dump = dump
         self.workers = workers or os.cpu_count() or 1
@@ -148,6 +156,20 @@ class Engine:
                             "the memory available; set memory_workers lower to silence this", fit,
                             self.memory_workers, dump.name, COPY_PER_DUMP_BYTE * size >> 20)
                 self.memory_workers = fit
+        self.columnar_workers = columnar_workers
+        if columnar_workers:
+            # In what the copies leave of the same half of the memory available.
+            size = dump.stat().st_size
+            left = available_memory()
+            if left is not None:
+                left -= 2 * self.memory_workers * COPY_PER_DUMP_BYTE * size
+            fit = copies_that_fit(columnar_workers, size * MODEL_PER_COPY, left)
+            if fit < columnar_workers:
+                log.warning("loading %d of %d columnar models of %s: that is what fits in half the memory "
+                            "available; set columnar_workers lower to silence this", fit, columnar_workers, dump.name)
+                self.columnar_workers = fit
+        self.checks: dict[str, int] = {"agreed": 0, "differed": 0, "declined": 0, "failed": 0, "answered": 0}
+        self._checking: set[asyncio.Task] = set()
         self.timeout = timeout
         self.worker_memory = worker_memory
         self.too_big = 0
@@ -169,7 +191,9 @@ class Engine:
             # Copies load for seconds at 100,000 measures: the disk workers answer meanwhile.
             pool.Kind(MEMORY, self.memory_workers, (MEMORY, str(self.dump), self._memory_limit(MEMORY)),
                       background=True),
-            pool.Kind(DISK, self.workers - self.memory_workers, (DISK, str(self.store), self._memory_limit(DISK))))
+            pool.Kind(DISK, self.workers - self.memory_workers, (DISK, str(self.store), self._memory_limit(DISK))),
+            pool.Kind(COLUMNAR, self.columnar_workers, (COLUMNAR, str(self.dump), self._memory_limit(COLUMNAR)),
+                      background=True, dedicated=True))
             if kind.size)
         self.pool = pool.ProcessPool(kinds, run, start, context, max_waiting=self.max_waiting)
         await self.pool.start()
@@ -179,9 +203,13 @@ class Engine:
         if not self.worker_memory:
             return 0
         copy = COPY_PER_DUMP_BYTE * self.dump.stat().st_size if kind == MEMORY and self.memory_workers else 0
+        if kind == COLUMNAR and self.columnar_workers:
+            copy = MODEL_PER_COPY * COPY_PER_DUMP_BYTE * self.dump.stat().st_size
         return self.worker_memory + copy
 
     async def stop(self) -> None:
+        for task in list(self._checking):
+            task.cancel()
         if self.pool is not None:
             await self.pool.stop()
             self.pool = None
@@ -191,11 +219,12 @@ class Engine:
         workers = self.pool
         if workers is None:
             return {"running": 0, "waiting": 0, "timeouts": 0, "waited_out": 0, "refused": 0, "too_long": 0,
-                    "too_big": 0, "abandoned": 0, "replaced": 0, "inline": self.inline, "ready": {}}
+                    "too_big": 0, "abandoned": 0, "replaced": 0, "inline": self.inline, "ready": {},
+                    "candidates": dict(self.checks)}
         return {"running": workers.running, "waiting": workers.waiting, "timeouts": workers.timeouts,
                 "waited_out": workers.waited_out, "refused": workers.refused, "too_long": self.too_long,
                 "too_big": self.too_big, "abandoned": workers.abandoned, "replaced": workers.replaced,
-                "inline": self.inline, "ready": workers.ready}
+                "inline": self.inline, "ready": workers.ready, "candidates": dict(self.checks)}
 
     async def answer(self, request: Request, gone: Callable[[], bool] | None = None,
                      arrived: float | None = None) -> Outcome:
@@ -223,7 +252,9 @@ class Engine:
                 self.too_big += 1
                 event("query_refused", reason="needed more memory than a worker may use before")
                 raise OutOfMemory("refused: it needed more memory than a worker may use before")
-            kind = preferred_kind(self.pool.names, runs, self.timeout)
+            # A candidate answers a request only once its answer to it was found the same as the reference's.
+            names = [k for k in self.pool.names if k not in CANDIDATES or known.trusted.get(k)]
+            kind = preferred_kind(names, runs, self.timeout)
             # A query stopped before (and never completed) runs again only with almost its whole limit ahead
             # of it: it either finishes and is known, or runs its full limit and is not run again. (Run with
             # what was left after a wait, a pathological query took a worker again and again, and a
@@ -231,17 +262,73 @@ class Engine:
             need = known.need if runs else self.timeout * FULL_RUN if known.stopped else 0.0
             try:
                 outcome = await self.pool.run(request, self.timeout, gone, kind, lane(runs, known.stopped), arrived,
-                                              allowed_kinds(self.pool.names, runs, self.timeout), need)
+                                              allowed_kinds(names, runs, self.timeout) or tuple(names), need)
+            except (QueryFailed, WorkerLost) as failed:
+                if kind not in CANDIDATES or isinstance(failed, OutOfMemory):
+                    if isinstance(failed, OutOfMemory):
+                        known.outgrew = True
+                        self._remember(request, known, kind, 0.0, stopped=True)
+                    raise
+                # A trusted candidate that fails now is never trusted again; the reference answers instead.
+                self._distrust(request, known, kind, "failed", failed)
+                return await self.answer(request, gone, arrived)
             except QueryTimeout as stopped:  # it needs more than it ran (its wait may have taken the rest)
                 self._remember(request, known, stopped.kind, stopped.ran, stopped=True)
                 raise
-            except OutOfMemory:
-                known.outgrew = True
-                self._remember(request, known, kind, 0.0, stopped=True)
-                raise
             QUERY_SECONDS.labels(outcome.store).observe(outcome.seconds)
+            if outcome.store in CANDIDATES:
+                self.checks["answered"] += 1
+                CANDIDATE_CHECKS.labels(outcome.store, "answered").inc()
         self._remember(request, known, outcome.store, outcome.seconds)
+        if outcome.store not in CANDIDATES:
+            self._maybe_check(request, known, outcome)
         return outcome
+
+    def _maybe_check(self, request: Request, known: Known, reference: Outcome) -> None:
+        """Ask an idle candidate the request the reference just answered, unless it was asked before: the
+        client has its answer already, and a busy candidate is asked another time."""
+        if reference.error or reference.too_large or len(request.query) > COST_QUERY_MAX or self.pool is None:
+            return
+        for kind in CANDIDATES:
+            if kind in known.trusted or kind in known.checking or not self.pool.idle(kind):
+                continue
+            left_open = agree.settled(request.query)
+            if left_open is not None:  # an answer that may differ from run to run cannot be checked once for all
+                self._distrust(request, known, kind, "declined", f"SPARQL leaves its answer open ({left_open})")
+                continue
+            known.checking.add(kind)
+            task = asyncio.get_running_loop().create_task(self._check(request, known, kind, reference))
+            self._checking.add(task)
+            task.add_done_callback(self._checking.discard)
+
+    async def _check(self, request: Request, known: Known, kind: str, reference: Outcome) -> None:
+        """Run ``request`` on the candidate ``kind`` under the same limits, and trust it for this request only
+        if its answer is the reference's: the same variables in projection order, the same solutions with
+        the same terms and datatypes, in the same order where the query fixes it (``agree.differs``)."""
+        assert self.pool is not None
+        try:
+            candidate = await self.pool.run(request, self.timeout, None, kind, pool.NORMAL, None, (kind,), 0.0)
+        except (QueryFailed, WorkerLost, QueryTimeout, Busy, Waited) as failed:
+            declined = isinstance(failed, QueryFailed) and str(failed).startswith("Declined:")
+            self._distrust(request, known, kind, "declined" if declined else "failed", failed)
+            return
+        finally:
+            known.checking.discard(kind)
+        reason = agree.differs(request.fmt, reference.body, candidate.body, agree.fixes_order(request.query))
+        if reason is None and candidate.truncated == reference.truncated and not candidate.error:
+            known.trusted[kind] = True
+            self.checks["agreed"] += 1
+            CANDIDATE_CHECKS.labels(kind, "agreed").inc()
+            self._remember(request, known, kind, candidate.seconds)
+        else:
+            self._distrust(request, known, kind, "differed", reason or candidate.error or "truncated differently")
+
+    def _distrust(self, request: Request, known: Known, kind: str, verdict: str, why: object) -> None:
+        known.trusted[kind] = False
+        known.runs.pop(kind, None)
+        self.checks[verdict] += 1
+        CANDIDATE_CHECKS.labels(kind, verdict).inc()
+        event("candidate_" + verdict, logging.INFO, kind=kind, reason=str(why)[:200], query=request.query[:200])
 
     def recent(self, count: int) -> list[tuple[Request, float]]:
         """The requests answered most recently, newest first, each with its fastest run so far."""

@@ -27,6 +27,9 @@ QUERY_SECONDS = Histogram("lodpub_query_seconds", "Time to evaluate and write a 
                           "(disk, memory: a worker; inline: the server's own store)", ["kind"],
                           buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
 CACHE = Counter("lodpub_answer_cache", "SPARQL answers looked up in the result cache", ["result"])
+CANDIDATE_CHECKS = Counter("lodpub_candidate_checks", "Requests a candidate engine was checked on, or answered once "
+                           "trusted, by verdict: agreed (trusted for that request), differed, declined (it cannot "
+                           "answer it), failed", ["kind", "verdict"])
 CACHE_HIT, CACHE_MISS = CACHE.labels("hit"), CACHE.labels("miss")
 EVENTS = Counter("lodpub_events", "Events logged (events.py): query_timeout, query_refused, queue_full, "
                  "query_waited_out, worker_lost, worker_replaced, worker_start_failed, edition, ...", ["event"])

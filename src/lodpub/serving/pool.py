@@ -167,6 +167,7 @@ class Kind:
     size: int
     initargs: tuple
     background: bool = False  # start() does not wait for these; each joins the pool once it is ready
+    dedicated: bool = False  # only calls that name this kind in ``kinds`` take these (a candidate engine)
 
 
 @dataclass(eq=False)
@@ -232,7 +233,7 @@ class ProcessPool:
 
     def __post_init__(self) -> None:
         self.names = tuple(kind.name for kind in self.kinds)  # the engine asks on every call
-        self.capped_slots = max(1, sum(kind.size for kind in self.kinds) - 1)
+        self.capped_slots = max(1, sum(kind.size for kind in self.kinds if not kind.dedicated) - 1)
 
     @property
     def waiting(self) -> int:
@@ -398,6 +399,10 @@ class ProcessPool:
         event("query_waited_out", lane=lane, waiting=self.waiting)
         return Waited()
 
+    def idle(self, kind: str) -> int:
+        """Workers of ``kind`` idle now."""
+        return sum(worker.kind.name == kind for worker in self._idle)
+
     def _idle_worker(self, prefer: str, kinds: tuple[str, ...] | None) -> _Worker | None:
         """An idle worker of kind ``prefer``, else the most recently used of ``kinds`` (its caches are warm)."""
         chosen = None
@@ -406,7 +411,7 @@ class ProcessPool:
             if name == prefer:
                 chosen = index
                 break
-            if chosen is None and (kinds is None or name in kinds):
+            if chosen is None and (name in kinds if kinds is not None else not self._idle[index].kind.dedicated):
                 chosen = index
         if chosen is None:
             return None
@@ -422,7 +427,8 @@ class ProcessPool:
             queue = self._waiting[lane]
             now = asyncio.get_running_loop().time()
             for waiter in list(queue):
-                if waiter.future.done() or (waiter.kinds is not None and worker.kind.name not in waiter.kinds):
+                if waiter.future.done() or (worker.kind.name not in waiter.kinds if waiter.kinds is not None
+                                            else worker.kind.dedicated):
                     continue
                 queue.remove(waiter)
                 if waiter.deadline - now < waiter.need:  # it could no longer finish: told so now, not at its end

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import os
 import resource
 import time
 from dataclasses import dataclass, replace
@@ -21,8 +22,12 @@ from lodpub import formats, results
 
 DISK = "disk"
 MEMORY = "memory"
+COLUMNAR = "columnar"  # maplib's model of the dump: a candidate, checked against the others (engine.py)
+CANDIDATES = frozenset((COLUMNAR,))
 _STORE: list[ox.Store] = []
 _KIND: list[str] = []
+# An exit status the pool reads as "replace me": the candidate's model is unusable (a panic poisoned it).
+BROKEN_EXIT = 70
 
 
 def start(kind: str, path: str, memory: int = 0) -> None:
@@ -34,6 +39,14 @@ def start(kind: str, path: str, memory: int = 0) -> None:
         _, hard = resource.getrlimit(resource.RLIMIT_DATA)
         resource.setrlimit(resource.RLIMIT_DATA, (memory if hard == resource.RLIM_INFINITY else min(memory, hard),
                                                   hard))
+    if kind == COLUMNAR:
+        # One thread: as fast per query here (its CPU time was the same), and it leaves the other cores to the
+        # reference's workers. Set before Polars is imported, which reads it once.
+        os.environ["POLARS_MAX_THREADS"] = "1"
+        from lodpub.serving import columnar  # only here: the other workers never import Polars
+        columnar.load(path)
+        _KIND.append(kind)
+        return
     if kind == MEMORY:
         store = ox.Store()
         store.bulk_load(path=path, format=ox.RdfFormat.N_TRIPLES)
@@ -41,6 +54,10 @@ def start(kind: str, path: str, memory: int = 0) -> None:
         store = ox.Store.read_only(path)
     _STORE.append(store)
     _KIND.append(kind)
+
+
+class Declined(Exception):
+    """The candidate cannot answer this request (the reference must): the message says why."""
 
 
 @dataclass(frozen=True)
@@ -82,14 +99,33 @@ GZIP_LEVEL = 1
 
 
 def run(request: Request) -> Outcome:
-    """The outcome of one query against the worker's store."""
+    """The outcome of one query against the worker's store (raises Declined from a candidate that cannot
+    answer it)."""
+    if _KIND[0] == COLUMNAR:
+        return _candidate(request)
     return replace(answer_from(_STORE[0], request), store=_KIND[0])
+
+
+def _candidate(request: Request) -> Outcome:
+    from lodpub.serving import columnar
+    started = time.perf_counter()
+    try:
+        outcome = columnar.evaluate(request)
+    except columnar.Unsupported as exc:
+        raise Declined(str(exc)) from None
+    except columnar.Broken:
+        os._exit(BROKEN_EXIT)  # nothing more this worker can answer: the pool replaces it
+    return _finish(outcome, request, started)
 
 
 def answer_from(store: ox.Store, request: Request) -> Outcome:
     """The query evaluated against ``store``, its answer written, compressed if asked, and timed."""
     started = time.perf_counter()
-    outcome = evaluate(store, request)
+    return _finish(evaluate(store, request), request, started)
+
+
+def _finish(outcome: Outcome, request: Request, started: float) -> Outcome:
+    """Compressed if asked and long enough, and timed from ``started``."""
     if request.gzip and len(outcome.body) >= GZIP_MIN_BYTES:
         outcome = replace(outcome, body=gzip.compress(outcome.body, GZIP_LEVEL, mtime=0), gzipped=True)
     return replace(outcome, seconds=time.perf_counter() - started)
