@@ -67,6 +67,16 @@ def memento(edition: str, kind: str, ident: int | str) -> str:
     return f"/memento/{edition}/{kind}/{ident}"
 
 
+def timegate(kind: str, ident: int | str) -> str:
+    """The path that answers ``Accept-Datetime`` for a thing's document (Memento, RFC 7089)."""
+    return f"/timegate/{kind}/{ident}"
+
+
+def timemap(kind: str, ident: int | str) -> str:
+    """The path that lists every version of a thing's document."""
+    return f"/timemap/{kind}/{ident}"
+
+
 def national(tel: str) -> str:
     """``tel:+81-3-5320-7622`` → ``03-5320-7622``, the way people write it."""
     number = phonenumbers.parse(tel[4:], None)

@@ -56,7 +56,7 @@ async def document(request: Request, kind: str, ident: str) -> Response:
         size = edition.settings.page_size
         description = await run_in_threadpool(edition.data.describe, iri, size, (page - 1) * size)
         versions = await run_in_threadpool(request.app.state.history.versions, edition, iri)
-        response = web.resource_page(edition, request, description, page, path, timemap=f"/timemap/{kind}/{stem}",
+        response = web.resource_page(edition, request, description, page, path, timemap=iris.timemap(kind, stem),
                                      versions=history.page_versions(versions, kind, stem, web.language(request)))
         response.headers.update(headers)
         return response

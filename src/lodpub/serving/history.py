@@ -199,8 +199,9 @@ def page_versions(versions: list[Version], kind: str, ident: str, lang: str) -> 
 def links(request: Request, kind: str, ident: str, versions: list[Version] | None = None) -> str:
     """The Memento ``Link`` header of a resource's original, TimeGate and TimeMap (and its mementos)."""
     root = str(request.base_url).rstrip("/")
-    out = [f'<{root}{iris.document(kind, ident)}>; rel="original"', f'<{root}/timegate/{kind}/{ident}>; rel="timegate"',
-           f'<{root}/timemap/{kind}/{ident}>; rel="timemap"; type="{LINK_FORMAT}"']
+    out = [f'<{root}{iris.document(kind, ident)}>; rel="original"',
+           f'<{root}{iris.timegate(kind, ident)}>; rel="timegate"',
+           f'<{root}{iris.timemap(kind, ident)}>; rel="timemap"; type="{LINK_FORMAT}"']
     if versions:
         for rel, v in (("first memento", versions[0]), ("last memento", versions[-1])):
             out.append(f'<{root}{iris.memento(v.edition, kind, ident)}>; rel="{rel}"; datetime="{v.http_date}"')
@@ -231,7 +232,7 @@ async def timegate(request: Request, kind: str, ident: str) -> Response:
         when = when.replace(tzinfo=UTC) if when.tzinfo is None else when
         earlier = [v for v in versions if moment(v.issued) <= when]
         chosen = earlier[-1] if earlier else versions[0]
-    return RedirectResponse(f"/memento/{chosen.edition}/{kind}/{ident}", status_code=302,
+    return RedirectResponse(iris.memento(chosen.edition, kind, ident), status_code=302,
                             headers={"Vary": "accept-datetime", "Link": links(request, kind, ident, versions)})
 
 
@@ -241,14 +242,15 @@ async def timemap(request: Request, kind: str, ident: str) -> Response:
     if not versions:
         return PlainTextResponse(NO_VERSION, status_code=404)
     root = str(request.base_url).rstrip("/")
-    lines = [f'<{root}/doc/{kind}/{ident}>;rel="original"', f'<{root}/timegate/{kind}/{ident}>;rel="timegate"',
-             f'<{root}/timemap/{kind}/{ident}>;rel="self";type="{LINK_FORMAT}";'
+    lines = [f'<{root}{iris.document(kind, ident)}>;rel="original"',
+             f'<{root}{iris.timegate(kind, ident)}>;rel="timegate"',
+             f'<{root}{iris.timemap(kind, ident)}>;rel="self";type="{LINK_FORMAT}";'
              f'from="{versions[0].http_date}";until="{versions[-1].http_date}"']
     for n, v in enumerate(versions):
         rel = "first memento" if n == 0 else "last memento" if n == len(versions) - 1 else "memento"
         if len(versions) == 1:
             rel = "first last memento"
-        lines.append(f'<{root}/memento/{v.edition}/{kind}/{ident}>;rel="{rel}";datetime="{v.http_date}"')
+        lines.append(f'<{root}{iris.memento(v.edition, kind, ident)}>;rel="{rel}";datetime="{v.http_date}"')
     return Response(",\n".join(lines) + "\n", media_type=LINK_FORMAT, headers={"Cache-Control": "public, max-age=300"})
 
 
@@ -269,12 +271,12 @@ async def memento(request: Request, name: str, kind: str, ident: str) -> Respons
     ld = LinkedData(Snapshot(history.dump(name)), edition.base, {})  # the labels of its links, as then
     headers = {"Memento-Datetime": version.http_date, "Link": links(request, kind, stem, versions),
                "Cache-Control": IMMUTABLE, "Vary": "Accept",
-               "Content-Location": f"/memento/{name}/{kind}/{stem}.{fmt.name}"}
+               "Content-Location": f"{iris.memento(name, kind, stem)}.{fmt.name}"}
     if fmt is formats.HTML:
         description = Description(iri, outgoing=own)
-        response = web.resource_page(edition, request, description, 1, f"/memento/{name}/{kind}/{stem}", ld=ld,
+        response = web.resource_page(edition, request, description, 1, iris.memento(name, kind, stem), ld=ld,
                                      memento={"edition": name, "issued": version.issued,
-                                              "current": f"/doc/{kind}/{stem}"})
+                                              "current": iris.document(kind, stem)})
         response.headers.update(headers)
         return response
     return rdf(edition, own, fmt, headers)
