@@ -118,9 +118,10 @@ class Server:
                 raise RuntimeError(f"lodpub serve exited: {self.log.read()}")
             try:
                 if httpx.get(self.url + "/health", timeout=1).status_code == 200:
-                    return
+                    return  # ready: everything loaded (503 "starting" before)
             except httpx.HTTPError:
-                time.sleep(0.2)
+                pass
+            time.sleep(0.1)
         self.stop()
         raise RuntimeError("lodpub serve did not answer /health within 60 s")
 

@@ -200,6 +200,7 @@ def with_two_kinds(path: Path, dump: Path, scenario, ready: int = 2, timeout: fl
 
 def test_a_request_runs_once_on_each_kind_of_store_then_stays_on_the_faster(on_disk, dump):
     async def scenario(queries):
+        assert queries.ready  # both kinds loaded
         return [await queries.answer(request(QUERY)) for _ in range(4)]
     outcomes = with_two_kinds(on_disk, dump, scenario)
     assert [o.store for o in outcomes[:2]] == ["disk", "memory"]  # on disk first: see the next tests
@@ -219,9 +220,10 @@ def test_a_copy_that_cannot_be_loaded_leaves_the_disk_worker_answering(on_disk, 
             if "did not start" in caplog.text:
                 break
             await asyncio.sleep(0.1)
-        return outcomes, queries.stats["ready"]
-    outcomes, ready = with_two_kinds(on_disk, broken, scenario, ready=1)
+        return outcomes, queries.stats["ready"], queries.ready
+    outcomes, ready, all_loaded = with_two_kinds(on_disk, broken, scenario, ready=1)
     assert ready == {"memory": 0, "disk": 1}
+    assert not all_loaded  # /health says "starting" (503) while the disk worker answers
     assert "worker (memory) did not start (SyntaxError: " in caplog.text and "broken.nt, line 1" in caplog.text
     assert [o.store for o in outcomes] == ["disk", "disk"]
     assert len(json.loads(outcomes[0].body)["results"]["bindings"]) == ROWS

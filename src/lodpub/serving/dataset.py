@@ -42,6 +42,8 @@ class Dataset(Protocol):
     async def start(self) -> None: ...
     async def stop(self) -> None: ...
     @property
+    def ready(self) -> bool: ...  # everything loaded that loads in the background (it answers meanwhile)
+    @property
     def stats(self) -> dict[str, object]: ...
 
     async def query(self, request: Request, gone: Callable[[], bool] | None = None,
@@ -77,6 +79,10 @@ class Embedded(LinkedData):
 
     async def stop(self) -> None:
         await self.engine.stop()
+
+    @property
+    def ready(self) -> bool:
+        return self.engine.ready
 
     @property
     def stats(self) -> dict[str, object]:

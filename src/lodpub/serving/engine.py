@@ -177,6 +177,7 @@ class Engine:
         self.max_waiting = queue_per_worker * self.workers
         self.too_long = 0
         self.pool: pool.ProcessPool | None = None
+        self._ready = False
         self.inline = 0
         # What is known of each recent request's cost, newest last.
         self._known: OrderedDict[Request, Known] = OrderedDict()
@@ -197,6 +198,16 @@ class Engine:
             if kind.size)
         self.pool = pool.ProcessPool(kinds, run, start, context, max_waiting=self.max_waiting)
         await self.pool.start()
+
+    @property
+    def ready(self) -> bool:
+        """Whether every kind of worker has had all its workers ready at once, since start: the copies in memory
+        and the candidate's model load in the background, answering meanwhile on disk. (Once true it stays
+        true: a copy reloading after a timeout does not make the server unready.)"""
+        if not self._ready and self.pool is not None:
+            ready = self.pool.ready
+            self._ready = all(ready.get(kind.name, 0) >= kind.size for kind in self.pool.kinds)
+        return self._ready
 
     def _memory_limit(self, kind: str) -> int:
         """What a worker of ``kind`` may allocate (0: no limit): ``worker_memory``, besides the copy it loads."""
@@ -335,15 +346,15 @@ class Engine:
         return [(request, self._known[request].need) for request in reversed(self._known)][:count]
 
     async def warm(self, requests: Sequence[tuple[Request, float]], seconds: float) -> int:
-        """Make the workers ready for ``requests`` within about ``seconds``: wait for the copies in memory to
-        load (a bounded part of the time), then answer each request (for nobody) once on each kind of worker
-        while its known cost fits in what is left, so that the first clients meet neither a cold worker nor a
-        first try of their request on another kind; returns how many runs were made. (A query is never cut
-        short: stopping one costs its worker.)"""
+        """Make the workers ready for ``requests`` within about ``seconds``: wait for the copies in memory and
+        the candidate's model to load (a bounded part of the time), then answer each request (for nobody) once
+        on each kind of worker while its known cost fits in what is left, so that the first clients meet
+        neither a cold worker nor a first try of their request on another kind; returns how many runs were
+        made. (A query is never cut short: stopping one costs its worker.)"""
         assert self.pool is not None, "the engine is not started"
         loop = asyncio.get_running_loop()
         deadline = loop.time() + seconds
-        while self.pool.ready.get(MEMORY, 0) < self.memory_workers and loop.time() < deadline - seconds / 4:
+        while not self.ready and loop.time() < deadline - seconds / 4:  # the copies, the candidate's model
             await asyncio.sleep(0.05)
         done = 0
         for _ in self.pool.names:

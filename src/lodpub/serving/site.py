@@ -46,11 +46,16 @@ async def browse(request: Request, kind: str) -> Response:
 
 @router.api_route("/health", methods=["GET", "HEAD"])
 async def health(request: Request) -> JSONResponse:
+    """200 once everything that loads in the background has loaded (the copies in memory, the candidate's
+    model), 503 ``starting`` before: a load balancer sends clients to a front once it is ready. The server
+    answers meanwhile, from the disk store."""
     edition = edition_of(request)
-    return JSONResponse({"status": "ok", "edition": edition.name, "issued": edition.ref.issued,
-                         "dataset": edition.name, "triples": edition.triples,
+    ready = edition.data.ready
+    return JSONResponse({"status": "ok" if ready else "starting", "edition": edition.name,
+                         "issued": edition.ref.issued, "dataset": edition.name, "triples": edition.triples,
                          "switches": request.app.state.editions.switches, **edition.data.stats,
-                         "turned_away": request.app.state.endpoint.turned_away, "cache": edition.answers.stats()})
+                         "turned_away": request.app.state.endpoint.turned_away, "cache": edition.answers.stats()},
+                        status_code=200 if ready else 503, headers={} if ready else {"Retry-After": "1"})
 
 
 @router.get("/metrics")
