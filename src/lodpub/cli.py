@@ -50,6 +50,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--host", default=None, help="address to listen on (default: from lodpub.toml, 127.0.0.1)")
     s.add_argument("--port", type=int, default=None, help="port (default: from lodpub.toml, 8000)")
     s.add_argument("--workers", type=int, default=None, help="query worker processes (default: one per core)")
+    s.add_argument("--store", default=None, help="a SPARQL 1.1 store's query endpoint to serve the editions from "
+                                                 "(default: from lodpub.toml, the embedded store)")
 
     r = commands.add_parser("register", help="join or replace entries of the identifier register",
                             description="Change the identifier register by hand, for what a build cannot tell "
@@ -128,7 +130,7 @@ def _serve(args: argparse.Namespace, settings) -> int:
     from lodpub.serving import http_limits
     from lodpub.serving.server import create_app
 
-    given = (("host", args.host), ("port", args.port), ("workers", args.workers))
+    given = (("host", args.host), ("port", args.port), ("workers", args.workers), ("store", args.store))
     overrides = {k: v for k, v in given if v is not None}
     settings = replace(settings, **overrides)
     try:

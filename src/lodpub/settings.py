@@ -66,6 +66,14 @@ class Settings:
     # Switch to a new edition as soon as the published tree points to it (false: only on SIGHUP, e.g. to
     # roll an edition across several servers at a moment of the operator's choosing).
     follow_pointer: bool = True
+    # A SPARQL 1.1 store that holds the editions (README "Remote stores"): its query endpoint ("" serves from
+    # the embedded store), the query parameter in which it takes a time limit in milliseconds (Virtuoso:
+    # "timeout"; "" for none), and its credentials: basic (user and password) or a bearer token. Never logged.
+    store: str = ""
+    store_timeout_parameter: str = ""
+    store_user: str = ""
+    store_password: str = ""
+    store_token: str = ""
     # Overload (README "Overload"): a query's time limit counts from its arrival, its wait for a worker
     # included; at most ``queue_per_worker`` queries per worker wait in each lane (beyond: 503 at once), and one client
     # (by connecting address) has at most ``client_queries`` queries running or waiting (beyond: 429).

@@ -60,6 +60,22 @@ class Dataset(Protocol):
     def search(self, text: str, size: int, offset: int) -> tuple[list[Hit], int]: ...
 
 
+def open_dataset(path: Path, cache: Path, settings: Settings, name: str, graph: str) -> Dataset:
+    """The dataset of the edition ``name``: in the store ``settings.store`` names (as the graph ``graph``), or
+    embedded."""
+    if not settings.store:
+        return Embedded(path, cache, settings, name)
+    import httpx
+
+    from lodpub.serving.remote import Remote
+    ensure_caches(path, cache, settings.base, name)  # its search index (the query store beside it, unused)
+    auth = httpx.BasicAuth(settings.store_user, settings.store_password) if settings.store_user else None
+    headers = {"Authorization": f"Bearer {settings.store_token}"} if settings.store_token else {}
+    return Remote(settings.store, graph, settings.base, Search(cache / "search.sqlite"),
+                  read_withdrawn(path / "register.tsv", settings.base), settings.query_timeout, auth, headers,
+                  settings.store_timeout_parameter)
+
+
 class Embedded(LinkedData):
     """The edition's own caches (``store.py``) and query workers: lodpub's embedded dataset."""
 

@@ -23,7 +23,7 @@ import pyoxigraph as ox
 
 from lodpub import metadata, published
 from lodpub.serving import downloads, pages, sparql_endpoint
-from lodpub.serving.dataset import Dataset, Embedded
+from lodpub.serving.dataset import Dataset, open_dataset
 from lodpub.serving.events import event
 from lodpub.serving.sparql_endpoint import EDITION_KEY
 from lodpub.settings import Settings
@@ -74,7 +74,8 @@ class Edition:
         self.modified = about[DCTERMS.modified.value]
         self.class_counts = {t.subject.value.rsplit("-", 1)[-1]: int(t.object.value)
                              for t in self.void if t.predicate == VOID.entities}
-        self.data: Dataset = Embedded(self.path, cache_root(dist, settings.cache_dir) / name, settings, name)
+        self.data: Dataset = open_dataset(self.path, cache_root(dist, settings.cache_dir) / name, settings, name,
+                                          f"{settings.dataset_iri}/{name}")
         self.vocabulary = [q.triple for file in ("ontology.ttl", "shapes.ttl")
                            for q in ox.parse(path=str(self.path / file), format=ox.RdfFormat.TURTLE)]
         self.term_labels: dict[str, dict[str, str]] = {}

@@ -24,6 +24,7 @@ from lodpub import formats
 from lodpub.serving import engine, http_limits, negotiation, sparql_guard
 from lodpub.serving.dataset import Dataset
 from lodpub.serving.metrics import CACHE_HIT, CACHE_MISS
+from lodpub.serving.remote import StoreFailed
 from lodpub.settings import Settings
 from lodpub.vocab import DCTERMS, RDF, SD, VOID, XSD, prefixes
 
@@ -281,6 +282,8 @@ class Endpoint:
             raise ProtocolError(503, "the query needed more memory than a worker may use "
                                      f"({settings.worker_memory_mb:,} MiB), and the data have not changed since: it "
                                      "is not run again; make it more specific or add a LIMIT") from None
+        except StoreFailed as exc:
+            raise ProtocolError(503, f"the store behind this endpoint failed: {exc}", {"Retry-After": "2"}) from None
         except engine.WorkerLost:
             raise ProtocolError(503, "the query's worker stopped before answering (the server may be shutting "
                                      "down, or the query needed too much memory); it was not completed",
