@@ -146,3 +146,54 @@ def test_pages_and_documents_read_through_the_store(fronted):
     assert httpx.get(f"{remote.url}/id/measure/999999").status_code == 404
     health = httpx.get(f"{remote.url}/health").json()
     assert health["status"] == "ok" and health["store"].endswith("/query")
+
+
+@pytest.fixture
+def writable(tmp_path):
+    """Oxigraph's server on an empty database it may write (Graph Store Protocol at /store)."""
+    port = free_port()
+    process = subprocess.Popen([str(OXIGRAPH), "serve", "--location", str(tmp_path / "db"), "--bind",
+                                f"127.0.0.1:{port}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    root = f"http://127.0.0.1:{port}"
+    for _ in range(100):
+        try:
+            httpx.get(f"{root}/query", params={"query": "ASK {}"})
+            break
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    yield root
+    process.terminate()
+    process.wait(timeout=10)
+
+
+def test_publish_to_loads_the_edition_as_its_own_graph_and_a_server_reads_it(served_dist, writable, tmp_path):
+    from conftest import lodpub
+    name = published.current(served_dist)
+    graph = f"{Settings().dataset_iri}/{name}"
+    other = "https://lodpub.example/data/measures/an-earlier-edition"
+    assert httpx.put(f"{writable}/store", params={"graph": other}, content=b"<a:s> <a:p> <a:o> .\n",
+                     headers={"Content-Type": "application/n-triples"}).status_code in (201, 204)
+    done = lodpub("publish", "--to", f"{writable}/store", "--dist", str(served_dist),
+                  env={"LODPUB_STORE": f"{writable}/query"})
+    assert done.returncode == 0, done.stderr
+    triples = sum(1 for line in (served_dist / name / "measures.nt").read_bytes().splitlines() if line.strip())
+    assert done.stdout.strip() == f"loaded edition {name} into <{graph}> at {writable}/store: {triples:,} triples"
+    counts = {g: int(httpx.get(f"{writable}/query", params={
+        "query": "SELECT (COUNT(*) AS ?n) WHERE { ?s ?p ?o }", "default-graph-uri": g},
+        headers={"Accept": "application/sparql-results+json"}).json()["results"]["bindings"][0]["n"]["value"])
+        for g in (graph, other)}
+    assert counts == {graph: triples, other: 1}  # the other edition's graph is as it was
+    server = Server(served_dist, {"LODPUB_STORE": f"{writable}/query"})
+    try:
+        answer = httpx.get(f"{server.url}/sparql", params={"query": COUNT}).json()
+    finally:
+        server.stop()
+    assert answer["results"]["bindings"][0]["n"]["value"] == "19"
+
+
+def test_publish_to_a_store_that_is_not_there_says_so_in_a_line(served_dist):
+    from conftest import lodpub
+    done = lodpub("publish", "--to", f"http://127.0.0.1:{free_port()}/store", "--dist", str(served_dist))
+    assert done.returncode == 1
+    assert done.stderr.startswith("lodpub: http://127.0.0.1:") and "could not be reached" in done.stderr
+    assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1

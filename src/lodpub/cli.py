@@ -53,6 +53,15 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--store", default=None, help="a SPARQL 1.1 store's query endpoint to serve the editions from "
                                                  "(default: from lodpub.toml, the embedded store)")
 
+    t = commands.add_parser("publish", help="load an edition into a SPARQL store (Graph Store Protocol)",
+                            description="Load the current edition (or --edition) into the SPARQL store whose Graph "
+                                        "Store Protocol endpoint is --to, as the named graph of the edition's IRI; "
+                                        "the store's other graphs stay. A server reading that store (lodpub serve "
+                                        "--store) switches to it with the tree's pointer.")
+    t.add_argument("--to", required=True, metavar="URL", help="the store's Graph Store Protocol endpoint")
+    t.add_argument("--dist", type=Path, default=Path("dist"), help="the built directory (default: dist)")
+    t.add_argument("--edition", default=None, help="the edition to load (default: the current one)")
+
     r = commands.add_parser("register", help="join or replace entries of the identifier register",
                             description="Change the identifier register by hand, for what a build cannot tell "
                                         "by itself. The next build publishes the change.")
@@ -96,7 +105,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _serve(args, settings)
     if args.command == "register":
         return _register(args)
+    if args.command == "publish":
+        return _publish(args, settings)
     return _validate(args, settings)
+
+
+def _publish(args: argparse.Namespace, settings) -> int:
+    from lodpub.pipeline.to_store import StoreError, load
+    try:
+        name, graph, triples = load(args.dist, settings, args.to, args.edition)
+    except (StoreError, TreeError) as exc:
+        print(f"lodpub: {exc}; the store's other graphs are as they were", file=sys.stderr)
+        return 1
+    print(f"loaded edition {name} into <{graph}> at {args.to}: {triples:,} triples")
+    return 0
 
 
 def _register(args: argparse.Namespace) -> int:

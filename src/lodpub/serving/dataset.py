@@ -21,6 +21,7 @@ from typing import Protocol
 
 import pyoxigraph as ox
 
+from lodpub import sparql_store
 from lodpub.search import Hit, Search
 from lodpub.serving.engine import Engine, Outcome, Request
 from lodpub.serving.linked_data import Description, LinkedData, read_withdrawn
@@ -65,12 +66,9 @@ def open_dataset(path: Path, cache: Path, settings: Settings, name: str, graph: 
     embedded."""
     if not settings.store:
         return Embedded(path, cache, settings, name)
-    import httpx
-
     from lodpub.serving.remote import Remote
     ensure_caches(path, cache, settings.base, name)  # its search index (the query store beside it, unused)
-    auth = httpx.BasicAuth(settings.store_user, settings.store_password) if settings.store_user else None
-    headers = {"Authorization": f"Bearer {settings.store_token}"} if settings.store_token else {}
+    auth, headers = sparql_store.credentials(settings)
     return Remote(settings.store, graph, settings.base, Search(cache / "search.sqlite"),
                   read_withdrawn(path / "register.tsv", settings.base), settings.query_timeout, auth, headers,
                   settings.store_timeout_parameter)

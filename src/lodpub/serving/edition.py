@@ -21,7 +21,7 @@ from typing import Any
 
 import pyoxigraph as ox
 
-from lodpub import metadata, published
+from lodpub import metadata, published, sparql_store
 from lodpub.serving import downloads, pages, sparql_endpoint
 from lodpub.serving.dataset import Dataset, open_dataset
 from lodpub.serving.events import event
@@ -75,7 +75,7 @@ class Edition:
         self.class_counts = {t.subject.value.rsplit("-", 1)[-1]: int(t.object.value)
                              for t in self.void if t.predicate == VOID.entities}
         self.data: Dataset = open_dataset(self.path, cache_root(dist, settings.cache_dir) / name, settings, name,
-                                          f"{settings.dataset_iri}/{name}")
+                                          sparql_store.edition_graph(settings, name))
         self.vocabulary = [q.triple for file in ("ontology.ttl", "shapes.ttl")
                            for q in ox.parse(path=str(self.path / file), format=ox.RdfFormat.TURTLE)]
         self.term_labels: dict[str, dict[str, str]] = {}
