@@ -25,11 +25,15 @@ serve: build
 lint: install
 	$(BIN)/ruff check src tests bench
 
-# The browser tests drive Debian's Chromium (never a downloaded browser); Japanese pages need a Japanese font.
+# What the tests take from Debian: Chromium (never a downloaded browser) and a Japanese font for the browser
+# tests; Virtuoso 7 as a real remote store (tests/test_remote.py starts its own instance on loopback, and
+# nothing here starts the package's service).
 browser:
-	@if ! command -v chromium >/dev/null || ! fc-list 2>/dev/null | grep -qi ipa; then \
+	@if ! command -v chromium >/dev/null || ! fc-list 2>/dev/null | grep -qi ipa || ! command -v virtuoso-t >/dev/null; then \
 	  apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium fonts-ipafont-gothic >/dev/null; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium fonts-ipafont-gothic \
+	    virtuoso-opensource >/dev/null; \
+	  (service virtuoso-opensource-7 stop >/dev/null 2>&1 || true); \
 	fi
 
 test: install lint browser

@@ -45,6 +45,7 @@ JSON = formats.JSON_RESULTS.media_type
 NT = formats.N_TRIPLES.media_type
 CHUNK = 1 << 16
 POLL = 0.5  # seconds between checks that the client still wants the answer
+STORE_SHARE = 0.8  # of the time left, what a store that takes a time limit is given
 
 
 class StoreFailed(Exception):
@@ -118,8 +119,8 @@ class Remote:
         started = time.perf_counter()
         graph_answer = request.fmt in {f.name for f in formats.GRAPH}
         params = {"query": request.query, "default-graph-uri": self.graph}
-        if self.timeout_parameter:
-            params[self.timeout_parameter] = str(max(1, int((deadline - loop.time()) * 1000)))
+        if self.timeout_parameter:  # the store stops first, with room to say so, and frees what it held
+            params[self.timeout_parameter] = str(max(1, int((deadline - loop.time()) * STORE_SHARE * 1000)))
         fetch = loop.create_task(self._fetch(params, NT if graph_answer else JSON, request.max_bytes))
         self.running += 1
         try:
