@@ -1,26 +1,34 @@
 #!/usr/bin/env python3
-"""Serving benchmark (issue 3): lodpub's SPARQL endpoint beside Oxigraph, Virtuoso and rdflib-endpoint.
+"""Serving benchmark (issues 3 and 12): lodpub's SPARQL endpoint beside Oxigraph, Virtuoso and rdflib-endpoint.
 
 For each size a generated table is built with ``lodpub build``; every system is
-started on a free loopback port with lodpub's own ``measures.nt``; the result
-count of every query in ``bench/queries`` is compared across systems; then, one
-system at a time, the shared driver (``../shared/bench/load.py``) measures
-single-query latency and the mixed set at each client count, and wrk the
-trivial ASK. lodpub runs three times: result cache off (as it is set up by
-default: one worker on a copy in memory, the other on the disk store), result
-cache off with every worker on the disk store, and cache on for the "repeated"
-figures. Its floor is the same queries run in-process on pyoxigraph (on each
-store, and the faster of the two per query, which is what lodpub's routing
-reaches for). Figures are printed, never asserted; raw driver output is kept
-under ``bench/out/serve/``.
+started on a free loopback port with lodpub's own ``measures.nt``. Each query set
+(``bench/queries``: the researcher queries written with the build's shortcuts;
+``bench/queries2``: questions written with the vocabulary as documented) is sent
+once to every system, right after start (lodpub once ``/health`` says every
+worker is ready), and every system's answers are compared with lodpub's: the
+same variables, the same solutions as multisets of terms (datatypes and
+languages included), in the same order where the query has ORDER BY; graphs as
+sets of triples (DESCRIBE reported, not judged). Then, one system at a time, the
+shared driver (``../shared/bench/load.py``) measures single-query latency and
+the mixed set at each client count for each query set, and wrk the trivial ASK.
+lodpub runs three times: result cache off (as it is set up by default: one
+worker on a copy in memory, the other on the disk store), result cache off with
+every worker on the disk store, and cache on for the "repeated" figures. Its
+floor is the same queries run in-process on pyoxigraph (on each store, and the
+faster of the two per query, which is what lodpub's routing reaches for).
+Figures are printed, never asserted; raw driver output is kept under
+``bench/out/serve/``.
 
-    python bench/serve_bench.py [--sizes 1000 100000] [--clients 1 8] [--seconds 10]
+    python bench/serve_bench.py [--sizes 1000 100000] [--clients 1 8] [--seconds 10] [--sets queries queries2]
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
+import os
 import re
 import shutil
 import signal
@@ -32,14 +40,27 @@ from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
-from lodpub.store import cache_root
-from serve_measure import SHARED, Driver, MeasureError, lodpub_memory, result_counts, run_wrk, sanity_counts, wait_idle
+from serve_measure import (
+    SHARED,
+    Answer,
+    Driver,
+    MeasureError,
+    Query,
+    compare_answers,
+    fetch_answer,
+    load_set,
+    lodpub_memory,
+    run_wrk,
+    sanity_counts,
+    wait_idle,
+)
 from serve_report import (
     LODPUB,
     LODPUB_CACHE,
     LODPUB_DISK,
     SizeFigures,
     SystemFigures,
+    print_answers,
     print_counts,
     print_size,
 )
@@ -53,11 +74,27 @@ from serve_systems import (
     StartContext,
     Unavailable,
     ensure_venv,
+    http_get,
     start_lodpub,
     start_oxigraph,
     start_rdflib_endpoint,
     start_virtuoso,
 )
+
+BENCH = ROOT / "bench"
+LODPUB_KEYS = (LODPUB, LODPUB_DISK, LODPUB_CACHE)
+# The caches of an edition live outside its tree; where the module that knows is depends on src/'s layout.
+CACHE_ROOT_MODULES = ("lodpub.store", "lodpub.serving.store", "lodpub.pipeline.store", "lodpub.shared.store")
+
+
+def cache_root(dist: Path) -> Path | None:
+    """lodpub's own answer to where ``dist``'s caches are, or None if no module of lodpub says."""
+    for name in CACHE_ROOT_MODULES:
+        try:
+            return importlib.import_module(name).cache_root(dist)
+        except (ImportError, AttributeError):
+            continue
+    return None
 
 SYSTEMS = {  # key: label; started in this order (lodpub first, on a quiet machine)
     LODPUB: "lodpub (cache off)",
@@ -81,6 +118,13 @@ def parse_args() -> argparse.Namespace:
                         help="wrk runs per system; the median is reported (single runs vary by ±20 %%)")
     parser.add_argument("--repeat", type=int, default=5, help="latency runs per query after a warm-up")
     parser.add_argument("--systems", nargs="+", choices=list(SYSTEMS), default=list(SYSTEMS))
+    parser.add_argument("--sets", nargs="+", default=["queries", "queries2"],
+                        help="query sets: folders of .rq files under bench/ (default: both)")
+    parser.add_argument("--at", metavar="COMMIT",
+                        help="measure lodpub as committed at COMMIT (a snapshot of its src/ under --out, put first"
+                             " on PYTHONPATH), not the work tree, e.g. while others edit src/")
+    parser.add_argument("--ready-timeout", type=float, default=180.0,
+                        help="longest wait for lodpub's /health to report every worker ready")
     parser.add_argument("--start-timeout", type=float, default=180.0, help="seconds for a server to answer")
     parser.add_argument("--rdflib-start-timeout", type=float, default=300.0,
                         help="seconds for rdflib-endpoint to parse the dump and answer")
@@ -89,7 +133,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=OUT / "serve", help="work and log directory")
     parser.add_argument("--reuse-build", action="store_true", help="keep an existing build of a size")
     parser.add_argument("--no-install", action="store_true", help="do not install missing peers")
-    return parser.parse_args()
+    args = parser.parse_args()
+    for name in args.sets:
+        if not list((BENCH / name).glob("*.rq")):
+            parser.error(f"--sets: bench/{name} holds no .rq file")
+    return args
 
 
 def build_table(size: int, out: Path, reuse: bool) -> tuple[Path, int | None, float]:
@@ -143,17 +191,57 @@ def start_all(ctx: StartContext, args: argparse.Namespace, figures: SizeFigures)
     return servers
 
 
-def check_counts(driver: Driver, servers: dict[str, Server], figures: SizeFigures, timeout: float) -> None:
+def workers_ready(server: Server, bound: float) -> str:
+    """When lodpub's /health says every worker is ready (the copy in memory loads in the background)."""
+    health = server.endpoint.rsplit("/", 1)[0] + "/health"
+    t0 = time.perf_counter()
+    last = "no answer"
+    while time.perf_counter() - t0 < bound:
+        try:
+            status, body = http_get(health, accept="application/json", timeout=5)
+            state = json.loads(body) if status == 200 else {}
+            ready = state.get("ready") or {}
+            last = f"ready {ready} of {state.get('workers')} workers"
+            if state.get("workers") and sum(ready.values()) >= state["workers"]:
+                waited = time.perf_counter() - t0
+                return (f"every worker ready ({', '.join(f'{n} {k}' for k, n in ready.items())}) when asked,"
+                        f" {time.perf_counter() - server.started:.0f} s after its start"
+                        + (f" (waited {waited:.1f} s)" if waited >= 0.1 else ""))
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.2)
+    return f"not every worker ready after {bound:.0f} s more ({last})"
+
+
+def check_answers(servers: dict[str, Server], figures: SizeFigures, sets: dict[str, list[Query]],
+                  args: argparse.Namespace) -> None:
+    """Every query of every set once on every system, right after start; the answers compared with lodpub's."""
+    for key, server in servers.items():
+        if key in LODPUB_KEYS:  # measure the first runs on a server that says it is ready, as a client would
+            figures.systems[key].workers_ready = workers_ready(server, args.ready_timeout)
+    answers: dict[str, dict[str, dict[str, Answer]]] = {}
     for key, server in servers.items():
         s = figures.systems[key]
-        try:
-            s.counts = result_counts(driver, f"{figures.size}-{key}-counts", server.endpoint, timeout)
-        except MeasureError as exc:
-            s.counts = {"error": str(exc)}
-        s.sanity = sanity_counts(server.endpoint, timeout, GRAPH if key == "virtuoso" else None)
+        for name, queries in sets.items():
+            got = answers.setdefault(name, {})
+            for query in queries:
+                answer = fetch_answer(server.endpoint, query, args.query_timeout)
+                got.setdefault(query.name, {})[key] = answer
+                s.of(name).counts[query.name] = answer.size
+                s.of(name).first_ms[query.name] = round(answer.ms, 2)
+        s.sanity = sanity_counts(server.endpoint, args.query_timeout, GRAPH if key == "virtuoso" else None)
         if "triples, all graphs" in s.sanity:
             s.notes.append(f"{s.sanity.pop('triples, all graphs')} triples over all graphs (its system graphs too)")
-    print_counts(figures)
+    reference = next((k for k in (LODPUB, LODPUB_DISK, LODPUB_CACHE, *servers) if k in servers), "")
+    figures.reference = reference
+    for name, queries in sets.items():
+        table = figures.answers.setdefault(name, {})
+        for query in queries:
+            got = answers[name][query.name]
+            table[query.name] = {key: list(compare_answers(query, got[reference], answer))
+                                 for key, answer in got.items() if key != reference}
+        print_counts(figures, name, sanity=name == next(iter(sets)))
+        print_answers(figures, name)
 
 
 def idle(server: Server, s: SystemFigures, bound: float) -> None:
@@ -178,24 +266,25 @@ def server_side_medians(log: Path, start: int, run: dict) -> dict[str, float]:
 
 def measure(driver: Driver, server: Server, s: SystemFigures, args: argparse.Namespace, size: int,
             log: Path | None = None) -> None:
-    """Latency, ASK and the mix for one system (the cached lodpub: the mix and ASK only)."""
+    """Latency per set, ASK, and the mix per set for one system (the cached lodpub: the mix and ASK only)."""
     tag = f"{size}-{server.key}"
     if server.proc.poll() is not None:
         s.notes.append(f"server had exited with status {server.proc.returncode} before its measurements")
         return
-    if server.key != LODPUB_CACHE:
+    for name in args.sets if server.key != LODPUB_CACHE else []:
         idle(server, s, args.idle_timeout)
+        figures = s.of(name)
         try:
             start = len(log.read_text(encoding="utf-8", errors="replace").splitlines()) if log else 0
-            run = driver.run(f"{tag}-latency", server.endpoint, "latency", repeat=args.repeat,
-                             timeout=args.query_timeout)
-            s.latency = {q: (r["median_ms"] if r["median_ms"] is not None else (r["error"] or "–"))
-                         for q, r in run["queries"].items()}
+            run = driver.run(f"{tag}-{name}-latency", server.endpoint, "latency", repeat=args.repeat,
+                             timeout=args.query_timeout, queries=BENCH / name)
+            figures.latency = {q: (r["median_ms"] if r["median_ms"] is not None else (r["error"] or "–"))
+                               for q, r in run["queries"].items()}
             if log is not None:
                 time.sleep(0.2)  # the access log is written once per turn of the server's event loop
-                s.server_ms = server_side_medians(log, start, run)
+                figures.server_ms = server_side_medians(log, start, run)
         except MeasureError as exc:
-            s.notes.append(f"latency: {exc}")
+            s.notes.append(f"latency, set {name}: {exc}")
     try:
         runs = []
         for run_number in range(1, args.ask_runs + 1):
@@ -206,31 +295,50 @@ def measure(driver: Driver, server: Server, s: SystemFigures, args: argparse.Nam
         s.ask = {**runs[len(runs) // 2], "runs": [run["rps"] for run in runs]}  # the median run
     except (MeasureError, OSError, subprocess.TimeoutExpired) as exc:
         s.ask = str(exc)
-    for clients in args.clients:
-        idle(server, s, args.idle_timeout)
-        try:
-            run = driver.run(f"{tag}-mix-c{clients}", server.endpoint, "mix", clients=clients,
-                             seconds=args.seconds, server_pid=server.pid)
-            run["codes"] = {q: r["codes"] for q, r in run["queries"].items() if r["codes"]}
-            s.mix[clients] = run
-        except MeasureError as exc:
-            s.mix[clients] = {"error": str(exc)}
-        if server.key in (LODPUB, LODPUB_DISK) and clients == max(args.clients):
-            s.memory = lodpub_memory(server.pid)
-        print(f"    {s.label} c={clients}: {s.mix[clients].get('overall', s.mix[clients])}", flush=True)
+    for name in args.sets:
+        mix = s.of(name).mix
+        for clients in args.clients:
+            idle(server, s, args.idle_timeout)
+            try:
+                run = driver.run(f"{tag}-{name}-mix-c{clients}", server.endpoint, "mix", clients=clients,
+                                 seconds=args.seconds, server_pid=server.pid, queries=BENCH / name)
+                run["codes"] = {q: r["codes"] for q, r in run["queries"].items() if r["codes"]}
+                mix[clients] = run
+            except MeasureError as exc:
+                mix[clients] = {"error": str(exc)}
+            print(f"    {s.label} {name} c={clients}: {mix[clients].get('overall', mix[clients])}", flush=True)
+    if server.key in (LODPUB, LODPUB_DISK):
+        s.memory = lodpub_memory(server.pid)
     if server.proc.poll() is not None:
         s.notes.append(f"SERVER EXITED with status {server.proc.returncode} during its measurements")
 
 
-def inprocess(dist: Path, repeat: int) -> dict[str, dict]:
-    """Single-query medians in-process on pyoxigraph, on both kinds of store lodpub can serve from."""
+# bench/inprocess_queries.py reads bench/queries; this runs it on another set by setting its QUERIES first.
+INPROCESS = """
+import importlib.util, sys
+from pathlib import Path
+spec = importlib.util.spec_from_file_location("inprocess_queries", sys.argv[1])
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+module.QUERIES = Path(sys.argv[2])
+sys.argv = [sys.argv[1], *sys.argv[3:]]
+module.main()
+"""
+
+
+def inprocess(dist: Path, repeat: int, queries: Path) -> dict[str, dict]:
+    """Single-query medians of a set in-process on pyoxigraph, on both kinds of store lodpub can serve from."""
     figures = {}
     for store in ("disk", "memory"):
-        done = subprocess.run([str(ROOT / ".venv" / "bin" / "python"), str(ROOT / "bench" / "inprocess_queries.py"),
-                               str(dist), "--store", store, "--repeat", str(repeat)],
-                              capture_output=True, text=True, timeout=1800)
+        done = subprocess.run([str(ROOT / ".venv" / "bin" / "python"), "-c", INPROCESS,
+                               str(BENCH / "inprocess_queries.py"), str(queries), str(dist), "--store", store,
+                               "--repeat", str(repeat)], capture_output=True, text=True, timeout=1800)
         figures[store] = json.loads(done.stdout) if done.returncode == 0 else {"error": done.stderr[-300:]}
     return with_best(figures)
+
+
+def inprocess_sets(dist: Path, repeat: int, sets: list[str]) -> dict[str, dict[str, dict]]:
+    return {name: inprocess(dist, repeat, BENCH / name) for name in sets}
 
 
 def with_best(figures: dict[str, dict]) -> dict[str, dict]:
@@ -257,7 +365,12 @@ def bracketed(before: dict[str, dict], after: dict[str, dict]) -> dict[str, dict
 
 def cold_start(ctx: StartContext) -> float | str:
     """Seconds from ``lodpub serve`` to its first answer when the caches derived from the dump are missing."""
-    shutil.rmtree(cache_root(ctx.dist), ignore_errors=True)  # lodpub's caches of each edition
+    caches = cache_root(ctx.dist)
+    if caches is None:
+        return f"not measured: none of {', '.join(CACHE_ROOT_MODULES)} has cache_root (src/ moved?)"
+    if not caches.resolve().is_relative_to(ctx.work.resolve()):
+        return f"not measured: the caches {caches} are not the benchmark's own"
+    shutil.rmtree(caches, ignore_errors=True)  # lodpub's caches of each edition
     try:
         server = start_lodpub(ctx, "lodpub-cold", "lodpub cold start", {"LODPUB_RESULT_CACHE_MB": "0"})
     except Unavailable as exc:
@@ -275,10 +388,11 @@ def bench_size(size: int, args: argparse.Namespace, driver: Driver, procs: Proce
     procs.prefix = f"{size}-"
     ctx = StartContext(procs, dist, out, args.start_timeout, not args.no_install)
     servers = start_all(ctx, args, figures)
+    sets = {name: load_set(BENCH / name) for name in args.sets}
     try:
-        check_counts(driver, servers, figures, args.query_timeout)
+        check_answers(servers, figures, sets, args)
         print("  in-process pyoxigraph baseline ...", flush=True)
-        before = inprocess(dist, args.repeat)
+        before = inprocess_sets(dist, args.repeat, args.sets)
         figures.inprocess = before
         for key in MEASURE_ORDER:
             if key in servers:
@@ -288,7 +402,8 @@ def bench_size(size: int, args: argparse.Namespace, driver: Driver, procs: Proce
                 procs.stop(servers.pop(key).proc)
             if key == LODPUB_DISK:  # the machine's speed drifts: bracket lodpub's runs with the floor
                 print("  in-process pyoxigraph baseline again ...", flush=True)
-                figures.inprocess = bracketed(before, inprocess(dist, args.repeat))
+                after = inprocess_sets(dist, args.repeat, args.sets)
+                figures.inprocess = {name: bracketed(before[name], after[name]) for name in args.sets}
     finally:
         for server in servers.values():
             procs.stop(server.proc)
@@ -308,12 +423,33 @@ def driver_for(install: bool) -> tuple[Driver, str]:
         return Driver(ROOT / ".venv" / "bin" / "python", OUT / "serve" / "logs"), f"driver venv: {exc}"
 
 
-def revision() -> str:
+def revision(at: str | None = None) -> str:
     """The commit lodpub was measured at, and whether src/ had changes not yet committed."""
-    head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", at or "HEAD"], capture_output=True,
+                          text=True)
+    if at:
+        return f"{head.stdout.strip()} (a snapshot of that commit's src/, not the work tree)"
     dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "src"], capture_output=True, text=True)
     changed = len(dirty.stdout.splitlines())
     return head.stdout.strip() + (f" + {changed} uncommitted change(s) in src/" if changed else "")
+
+
+def use_snapshot(at: str, out: Path) -> Path:
+    """lodpub as committed at ``at``: its src/ and the files it ships, extracted under ``out``, first on the
+    path of this process and of every lodpub process it starts (the venv's lodpub is an editable install
+    of the work tree, which later entries of sys.path supply)."""
+    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", at], capture_output=True, text=True,
+                            check=True).stdout.strip()
+    dest = out / f"lodpub-{commit}"
+    if not (dest / "src" / "lodpub" / "__init__.py").exists():
+        dest.mkdir(parents=True, exist_ok=True)
+        archive = subprocess.run(["git", "-C", str(ROOT), "archive", commit, "src", "ontology", "shapes", "data"],
+                                 capture_output=True, check=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
+    src = str(dest / "src")
+    os.environ["PYTHONPATH"] = os.pathsep.join([src, *filter(None, [os.environ.get("PYTHONPATH")])])
+    sys.path.insert(0, src)
+    return dest
 
 
 def main() -> None:
@@ -321,12 +457,17 @@ def main() -> None:
     args.out = args.out.resolve()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so the finally below stops every server
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.at:  # resolved once: HEAD may move while the benchmark runs
+        args.at = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", args.at], capture_output=True,
+                                 text=True, check=True).stdout.strip()
+        print(f"lodpub at {revision(args.at)}, from {use_snapshot(args.at, args.out)}", flush=True)
     driver, note = driver_for(not args.no_install)
     driver.log_dir = args.out / "logs"
     if note:
         print(f"note: {note}; using lodpub's Python, without server CPU figures")
     procs = Processes(args.out / "logs")
     t0 = time.perf_counter()
+    load_before = os.getloadavg()
     results = []
     try:
         for size in args.sizes:
@@ -334,9 +475,12 @@ def main() -> None:
     finally:
         procs.stop_all()
     print(f"\n\n######## python bench/serve_bench.py {' '.join(sys.argv[1:])}".rstrip()
-          + f"  ({time.perf_counter() - t0:.0f} s; lodpub at {revision()})")
+          + f"  ({time.perf_counter() - t0:.0f} s; lodpub at {revision(args.at)})")
+    print("load average (1, 5, 15 min) of the machine before the run: {:.2f} {:.2f} {:.2f}; after: {:.2f} {:.2f} {:.2f}"
+          .format(*load_before, *os.getloadavg()))
     for figures in results:
-        print_counts(figures)
+        for name in figures.answers:
+            print_counts(figures, name, sanity=name == next(iter(figures.answers)))
         print_size(figures, args.clients)
 
 

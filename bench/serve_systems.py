@@ -45,6 +45,7 @@ class Server:
     ready_s: float  # from starting the server process to its first SPARQL answer
     load_s: float | None = None  # a loading step of its own (Oxigraph, Virtuoso), not in ready_s
     notes: list[str] = field(default_factory=list)
+    started: float = 0.0  # time.perf_counter() when its process was started
 
     @property
     def ask_url(self) -> str:
@@ -217,13 +218,15 @@ def version_of(command: list[str]) -> str:
 def start_lodpub(ctx: StartContext, key: str, label: str, env: dict[str, str]) -> Server:
     """``lodpub serve`` on the built dist/, with settings given as LODPUB_* variables."""
     port = free_port()
-    base_env = {"LODPUB_QUERY_TIMEOUT": "60", "LODPUB_MAX_ROWS": "1000000"}
+    # The load driver's clients all connect from 127.0.0.1: without CLIENT_QUERIES=0 every client past the
+    # fourth would get 429 (the cap is per connecting address), which no peer does.
+    base_env = {"LODPUB_QUERY_TIMEOUT": "60", "LODPUB_MAX_ROWS": "1000000", "LODPUB_CLIENT_QUERIES": "0"}
     t0 = time.perf_counter()
     proc = ctx.procs.start(key, [str(LODPUB_BIN), "serve", "--dist", str(ctx.dist), "--port", str(port)],
                            env={**base_env, **env})
     endpoint = f"http://127.0.0.1:{port}/sparql"
     ready = wait_answer(endpoint, proc, ctx.start_timeout, t0)
-    return Server(key, label, endpoint, proc, ready)
+    return Server(key, label, endpoint, proc, ready, started=t0)
 
 
 def start_oxigraph(ctx: StartContext) -> Server:
@@ -263,6 +266,31 @@ def start_rdflib_endpoint(ctx: StartContext, timeout: float) -> Server:
                   notes=["evaluates each query on its event loop, one at a time"])
 
 
+# Virtuoso tuned as its documentation says for the machine it runs on (this one: 24 GiB, 2 cores):
+# - NumberOfBuffers / MaxDirtyBuffers: the table "Typical sizes for the NumberOfBuffers and MaxDirtyBuffers
+#   (3/4 of NumberOfBuffers) parameters ... for various memory sizes" in "RDF Performance Tuning", General
+#   Memory Usage Settings (docs.openlinksw.com/virtuoso/rdfperfgeneral, repeated as comments in Debian's
+#   /etc/virtuoso-opensource-7/virtuoso.ini): the row of the largest RAM size listed that the machine has
+#   (24 GiB → the 16 GB row, 1,360,000 and 1,000,000 buffers of 8 KB, 10.4 GiB); the same page's rule
+#   "between 2/3 to 3/5 of system RAM" caps buffers + MaxQueryMem at 2/3 (16 GiB here). The database of
+#   100,000 measures is 224 MB (~27,000 pages), so any row from 4 GB up holds it all in memory.
+# - MaxQueryMem: "the maximum amount of memory that can be used across the server process for large
+#   vectors" (virtuoso.ini reference, [Parameters], ch-server#ini_maxquerymem; default 2G): what the 2/3
+#   rule leaves beside the buffers, at most 4G (OpenLink's advice on the users' list is to start from 2G).
+# - VectorSize 10000: "the number of simultaneous sets of query variable bindings processed at one time.
+#   The default is 10,000, which is good for most cases" (ch-server#ini_vectorsize; Debian's ini ships 1000).
+# - AdjustVectorSize 1, MaxVectorSize 1000000: "using a larger vector size when evaluating large queries
+#   with indexed random-access can yield up to a 3x speed-up ... Set AdjustVectorSize = 1 to enable"
+#   (ch-server#ini_adjustvectorsize, #ini_maxvectorsize: default and ceiling 1,000,000); the second query
+#   set's aggregates over every measure are such queries.
+# - ThreadsPerQuery = the number of cores ("a reasonable default if running large queries"), and
+#   AsyncQueueMaxThreads = cores + 2 ("the number of cores plus a few is a reasonable default"): section
+#   11.23.2, Configuration Parameters for Vectoring and Parallelization (docs.openlinksw.com/virtuoso/vexqrparlconfp).
+# Both listeners bind to 127.0.0.1 only ("ServerPort = [<IP Address>]:<port>", ch-server#ini_parameters_serverport).
+VIRTUOSO_BUFFERS = [  # (GB of system RAM, NumberOfBuffers, MaxDirtyBuffers), from the documentation's table
+    (2, 170_000, 130_000), (4, 340_000, 250_000), (8, 680_000, 500_000), (16, 1_360_000, 1_000_000),
+    (32, 2_720_000, 2_000_000), (48, 4_000_000, 3_000_000), (64, 5_450_000, 4_000_000),
+]
 VIRTUOSO_INI = """\
 [Database]
 DatabaseFile = {db}/virtuoso.db
@@ -283,21 +311,26 @@ MaxCheckpointRemap = 2000
 Striping = 0
 
 [Parameters]
-ServerPort = {isql_port}
+ServerPort = 127.0.0.1:{isql_port}
 DisableUnixSocket = 1
 MaxClientConnections = 20
 CheckpointInterval = 60
 CaseMode = 2
 DirsAllowed = ., {dump_dir}
-; Virtuoso's own advice for a machine with 2 GB or more to spare
-NumberOfBuffers = 170000
-MaxDirtyBuffers = 130000
-MaxQueryMem = 2G
-ThreadsPerQuery = 4
-AsyncQueueMaxThreads = 10
+NumberOfBuffers = {buffers}
+MaxDirtyBuffers = {dirty}
+MaxQueryMem = {query_mem}
+VectorSize = 10000
+AdjustVectorSize = 1
+MaxVectorSize = 1000000
+ThreadsPerQuery = {cores}
+AsyncQueueMaxThreads = {async_threads}
+; not tuning but a limit, as ResultSetMaxRows below: by default Virtuoso refuses an ORDER BY whose
+; OFFSET + LIMIT passes 10,000 rows (SR353, "Sorted TOP clause specifies more then 50050 rows to sort")
+MaxSortedTopRows = 1000000
 
 [HTTPServer]
-ServerPort = {http_port}
+ServerPort = 127.0.0.1:{http_port}
 ServerRoot = {db}
 MaxClientConnections = 20
 ServerThreads = 20
@@ -314,6 +347,18 @@ MaxQueryExecutionTime = 60
 """
 
 
+def virtuoso_tuning(memory_bytes: int | None = None, cores: int | None = None) -> dict[str, int | str]:
+    """The ini values the documentation gives for a machine of ``memory_bytes`` and ``cores`` (default: this one)."""
+    memory = memory_bytes or os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    cores = cores or os.cpu_count() or 1
+    gb = memory / 2**30
+    _, buffers, dirty = max((row for row in VIRTUOSO_BUFFERS if row[0] <= gb + 0.5), default=VIRTUOSO_BUFFERS[0])
+    left = memory * 2 // 3 - buffers * 8192  # the 2/3 rule, less the buffers
+    query_mem = max(1, min(4, left // 2**30))
+    return {"buffers": buffers, "dirty": dirty, "query_mem": f"{query_mem}G", "cores": cores,
+            "async_threads": cores + 2}
+
+
 def start_virtuoso(ctx: StartContext) -> Server:
     """Virtuoso 7 from Debian: an instance of our own, loaded with ld_dir + rdf_loader_run."""
     binary = ensure_debian("virtuoso-t", "virtuoso-opensource", ctx.install)
@@ -324,8 +369,9 @@ def start_virtuoso(ctx: StartContext) -> Server:
     db.mkdir(parents=True)
     isql_port, http_port = free_port(), free_port()
     ini = db / "virtuoso.ini"
+    tuning = virtuoso_tuning()
     ini.write_text(VIRTUOSO_INI.format(db=db, isql_port=isql_port, http_port=http_port,
-                                       dump_dir=(ctx.dist / "current").resolve()))
+                                       dump_dir=(ctx.dist / "current").resolve(), **tuning))
     t0 = time.perf_counter()
     proc = ctx.procs.start("virtuoso", [binary, "+foreground", "+configfile", str(ini)], cwd=db)
     endpoint = f"http://127.0.0.1:{http_port}/sparql"
@@ -335,8 +381,10 @@ def start_virtuoso(ctx: StartContext) -> Server:
     load = (f"exec=ld_dir('{(ctx.dist / 'current').resolve()}', 'measures.nt', '{GRAPH}'); rdf_loader_run(); "
             "checkpoint;"
             " SELECT ll_file, ll_state, ll_error FROM DB.DBA.load_list;")
-    out = run_logged([isql, str(isql_port), "dba", "dba", load], log, 1800)
+    out = run_logged([isql, f"127.0.0.1:{isql_port}", "dba", "dba", load], log, 1800)
     if "measures.nt" not in out:
         raise Unavailable("ld_dir did not register measures.nt (see virtuoso-load.log)")
-    return Server("virtuoso", f"Virtuoso {version}".strip(), endpoint, proc, ready, time.perf_counter() - t0,
-                  ["NumberOfBuffers 170000, ResultSetMaxRows 10^6, 60 s limit"])
+    tuned = (f"NumberOfBuffers {tuning['buffers']:,}, MaxDirtyBuffers {tuning['dirty']:,}, MaxQueryMem"
+             f" {tuning['query_mem']}, VectorSize 10000 adjusted, ThreadsPerQuery {tuning['cores']},"
+             " ResultSetMaxRows and MaxSortedTopRows 10^6, 60 s limit")
+    return Server("virtuoso", f"Virtuoso {version}".strip(), endpoint, proc, ready, time.perf_counter() - t0, [tuned])
