@@ -116,21 +116,19 @@ def test_lodpub_validate_reports_a_syntax_error_without_a_traceback(tmp_path):
 
 def test_an_invalid_graph_is_never_published_and_the_build_says_which_row(tmp_path, monkeypatch):
     from lodpub.pipeline.build import GraphInvalid, build
-    from lodpub.pipeline.mapping import Mapper
+    from lodpub.pipeline.publish import Dumps
     from lodpub.register import Register
     from lodpub.settings import Settings
 
     from conftest import SEED
 
-    original = Mapper.map
+    original = Dumps.measures
 
-    def losing_a_label(self, sources, measures):
-        graph = original(self, sources, measures)
-        graph.triples = [t for t in graph.triples
-                         if not (t.subject.value == f"{BASE}id/measure/3" and t.predicate.value == RDFS_LABEL)]
-        return graph
+    def losing_a_label(self, triples, rows, count):
+        kept = [t for t in triples if not (t.subject.value == f"{BASE}id/measure/3" and t.predicate.value == RDFS_LABEL)]
+        return original(self, kept, rows, count)
 
-    monkeypatch.setattr(Mapper, "map", losing_a_label)
+    monkeypatch.setattr(Dumps, "measures", losing_a_label)
     with pytest.raises(GraphInvalid) as failure:
         build([SEED], tmp_path / "dist", Settings(), Register(), workers=1)
     assert failure.value.lines == [

@@ -17,6 +17,7 @@ import sqlite3
 import tempfile
 import threading
 from collections import OrderedDict
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,11 +82,46 @@ def _rows(store: ox.Store, base: str, only: set[str] | None = None) -> list[tupl
                   for iri in measures)
 
 
+def _rows_of_dump(dump: Path, base: str) -> Iterator[tuple[int, str, str, str, str]]:
+    """The rows ``_rows`` gives, read from the edition's sorted N-Triples in one pass that holds no more than a
+    few thousand lines: a subject's lines are next to each other there. Rows come in the dump's order."""
+    lp = lodpub(base)
+    typed = f"> <{RDF.type.value}> <{lp.Measure.value}> .\n".encode()
+    wanted = (f"> <{RDFS.label.value}> ".encode(), f"> <{lp.summary.value}> ".encode(),
+              f"> <{SKOS.hiddenLabel.value}> ".encode())
+    label, summary_p, hidden = RDFS.label.value, lp.summary.value, SKOS.hiddenLabel.value
+    a, measure = RDF.type.value, lp.Measure.value
+    subject = ""
+    is_measure, name, summary, former = False, "", "", []
+    with dump.open("rb") as fh:
+        while block := fh.readlines(8 << 20):
+            lines = [line for line in block if line.endswith(typed) or any(w in line for w in wanted)]
+            for quad in ox.parse(b"".join(lines), format=ox.RdfFormat.N_TRIPLES):
+                iri = quad.subject.value
+                if iri != subject:
+                    if is_measure:
+                        yield _number(subject), subject, name, summary, " / ".join(sorted(former))
+                    subject, is_measure, name, summary, former = iri, False, "", "", []
+                p, o = quad.predicate.value, quad.object
+                if p == label:
+                    if o.language == "ja":
+                        name = o.value
+                elif p == summary_p:
+                    summary = o.value
+                elif p == hidden:
+                    former.append(o.value)
+                elif p == a and o.value == measure:
+                    is_measure = True
+    if is_measure:
+        yield _number(subject), subject, name, summary, " / ".join(sorted(former))
+
+
 def build_index(cache: Path, store: ox.Store, base: str, version: str, previous: Path | None = None,
-                touched: set[str] | None = None) -> Path:
+                touched: set[str] | None = None, dump: Path | None = None) -> Path:
     """Write ``cache/search.sqlite`` from the store, atomically: afresh, or from the ``previous`` edition's
     index by replacing the rows of the measures ``touched`` (each row's number is its measure's, so both ways
-    give the same rows and the same answers)."""
+    give the same rows and the same answers). Afresh, the rows are read from the edition's sorted ``dump`` when
+    it is given (the same rows, streamed: the store would have to be read into memory whole)."""
     fd, tmp = tempfile.mkstemp(dir=cache, prefix=".search-new-")
     os.close(fd)
     try:
@@ -108,7 +144,7 @@ def build_index(cache: Path, store: ox.Store, base: str, version: str, previous:
             with sqlite3.connect(tmp) as db:
                 db.executescript(SCHEMA)
                 db.executemany("INSERT INTO measure (id, iri, name, summary, former) VALUES (?, ?, ?, ?, ?)",
-                               _rows(store, base))
+                               _rows(store, base) if dump is None else _rows_of_dump(dump, base))
                 db.execute("INSERT INTO measure_text (measure_text) VALUES ('rebuild')")
                 db.execute("INSERT INTO about VALUES ('version', ?)", (version,))
         db.close()
@@ -119,11 +155,12 @@ def build_index(cache: Path, store: ox.Store, base: str, version: str, previous:
     return cache / INDEX
 
 
-def ensure_index(cache: Path, store: ox.Store, base: str, version: str) -> Path:
-    """The search index in ``cache``, built from the store when missing or built for another edition."""
+def ensure_index(cache: Path, store: ox.Store, base: str, version: str, dump: Path | None = None) -> Path:
+    """The search index in ``cache``, built from the store (or the edition's sorted ``dump``) when missing or
+    built for another edition."""
     if index_version(cache / INDEX) == version:
         return cache / INDEX
-    return build_index(cache, store, base, version)
+    return build_index(cache, store, base, version, dump=dump)
 
 
 def _number(iri: str) -> int:

@@ -1,5 +1,15 @@
 """The build pipeline: read → map → validate → write an edition → point to it, all or nothing.
 
+The graph is never held whole: the mapping hands it on a batch of measures at a
+time to ``publish.Dumps``, which writes the Turtle and JSON-LD dumps into the
+staged edition and the N-Triples of each part of the graph to a scratch
+directory beside it; validation reads its pieces from there, in worker processes
+and beside the mapping (the "validate" stage is what is left of it once the
+mapping is done, with the sorted N-Triples and the gzips written meanwhile),
+and the query store and search index are loaded from the sorted dump. So a
+build's memory is that of what it read and the register, whatever the size of
+the graph: 1,000,000 measures build in a few GB (``bench/RESULTS.md``).
+
 Each stage is timed (wall seconds and peak memory) so ``bench/`` can print the
 figures and the command line can show progress.
 """
@@ -10,12 +20,16 @@ import ctypes
 import json
 import os
 import resource
+import shutil
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager, suppress
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import pyoxigraph as ox
 
 from lodpub import changes, iris, metadata, published, search
 from lodpub.pipeline import feed, jsonld, publish, validation
@@ -27,7 +41,7 @@ from lodpub.register import Register
 from lodpub.resources import ENGLISH_NAMES, resource_path
 from lodpub.results import used_prefixes
 from lodpub.settings import Settings
-from lodpub.store import cache_root, clear_leftovers, discard_caches, ensure_caches, prune_caches
+from lodpub.store import build_ahead, cache_root, clear_leftovers, discard_caches, ensure_caches, prune_caches
 from lodpub.vocab import RDFS, prefixes
 
 DUMP = "measures"
@@ -52,6 +66,8 @@ class Stage:
     seconds: float
     peak_mib: float  # this process's peak resident memory during the stage
     workers_peak_mib: float = 0.0  # the largest worker process so far
+    cpu_seconds: float = 0.0  # this process's own CPU time (every thread; not its workers') during the stage
+    workers_cpu_seconds: float = 0.0  # the validation workers' CPU time (on the stage that ends validation)
 
 
 @dataclass
@@ -98,10 +114,11 @@ def _peak_mib() -> float:
 @contextmanager
 def _stage(result: BuildResult, name: str, progress: Callable[[str], None]) -> Iterator[dict[str, float]]:
     _reset_peak()
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     stats: dict[str, float] = {}
     yield stats
-    result.stages.append(Stage(name, time.perf_counter() - start, _peak_mib(), stats.get("workers_peak_mib", 0.0)))
+    result.stages.append(Stage(name, time.perf_counter() - start, _peak_mib(), stats.get("workers_peak_mib", 0.0),
+                               time.process_time() - cpu, stats.get("workers_cpu_seconds", 0.0)))
     progress(f"{name}: {result.stages[-1].seconds:.1f} s")
 
 
@@ -179,29 +196,63 @@ def build(paths: Sequence[Path], out: Path, settings: Settings, register: Regist
             raise InputError(problems)
         result.warnings = [p for p in problems if p.severity is Severity.WARNING]
 
-    with _stage(result, "map", progress):
-        mapper = Mapper(base, register, read_english_names(resource_path(*ENGLISH_NAMES)))
-        graph = mapper.map(sources, measures)
-        result.warnings += graph.warnings
-        result.measures, result.units = graph.measures, graph.units
-        result.contacts, result.strategies = graph.contacts, graph.strategies
-        result.triples = len(graph)
-
-    with _stage(result, "validate", progress) as stats:
-        rules = validation.Rules.load(base)
-        findings = validation.validate(graph.triples, rules, iris.space(base, "measure"), workers, stats=stats)
-        result.findings = findings
-        describe = _describer(graph, base)
-        if any(f.is_violation for f in findings):
-            raise GraphInvalid(validation.describe_findings(findings, describe))
-
     with published.writing(out):
         out = out.resolve()
         published.check_layout(out)
         result.previous = previous = published.current(out)
-        with published.staging(out) as tmp:
+        # The edition is written into ``tmp`` as the graph is made; ``scratch`` holds what only the build reads
+        # (the graph's N-Triples in parts). Both are beside the tree, and go whatever happens.
+        caches = cache_root(out, settings.cache_dir)
+        with published.staging(out) as tmp, published.staging(out) as scratch, \
+                ThreadPoolExecutor(1) as beside, ExitStack() as undo:
+            ahead: Path | None = None  # the query store, loaded while validation runs
+            names = prefixes(base) | {kind: iris.space(base, kind) for kind in iris.REGISTERED}
+            dumps = publish.Dumps(tmp, scratch, base, names, f"{base}data/context.jsonld",
+                                  iris.space(base, "measure"), validation.CHUNK_MEASURES)
+            rules = validation.Rules.load(base)
+            stats: dict[str, float] = {}
+            cancel = threading.Event()
+            checking: Future[list[validation.Finding]] | None = None
+            if (workers or os.cpu_count() or 1) > 1:  # validated in worker processes as the pieces are written
+                live = dumps.pieces(live=True)
+                checking = beside.submit(lambda: validation.check(live.core(), live, rules, workers, stats, cancel))
+            try:
+                with _stage(result, "map", progress):
+                    mapper = Mapper(base, register, read_english_names(resource_path(*ENGLISH_NAMES)))
+                    graph = mapper.map(sources, measures, dumps, validation.CHUNK_MEASURES)
+                    result.warnings += graph.warnings
+                    result.measures, result.units = graph.measures, graph.units
+                    result.contacts, result.strategies = graph.contacts, graph.strategies
+                    result.triples = len(graph)
+                    # What was read is in the graph now: only what a message about a measure names is kept.
+                    del measures
+                    for source in sources:
+                        source.rows = []
+                    _return_freed_memory()
+
+                with _stage(result, "validate", progress) as stage_stats:
+                    if checking is not None:
+                        # While the last pieces are validated, the dumps that do not depend on it are finished
+                        # and the query store is loaded from the sorted one (moved into place once the edition
+                        # has its name; removed if it is not wanted).
+                        _finish_dumps(tmp, scratch, dumps)
+                        if not checking.done():
+                            undo.callback(_remove_ahead, caches, caches.exists(), lambda: ahead)
+                            ahead = build_ahead(tmp / DUMP_NT, caches)
+                        findings = checking.result()
+                    else:
+                        findings = validation.check(dumps.core(), dumps.pieces(), rules, workers, stats)
+                    stage_stats.update(stats)
+                    result.findings = findings
+                    if any(f.is_violation for f in findings):
+                        raise GraphInvalid(validation.describe_findings(findings, _describer(graph, dumps, base)))
+            except BaseException:
+                dumps.discard()
+                cancel.set()
+                raise
+
             with _stage(result, "write", progress):
-                describe, content = _write_edition(tmp, graph.triples, settings, rules, findings, register,
+                describe, content = _write_edition(tmp, scratch, dumps, settings, rules, findings, register,
                                                    sources, mapper, env)
                 issued = metadata.issued_time(settings, env)
                 void = metadata.read_description(out / previous) if previous else []
@@ -214,8 +265,8 @@ def build(paths: Sequence[Path], out: Path, settings: Settings, register: Regist
                                   previous)  # so that a server starts at once (nothing is built if they exist)
                     return result
             # The files are written: let the graph go before the changes and caches are worked out from them.
-            graph.triples.clear()
             graph.records.clear()
+            shutil.rmtree(scratch, ignore_errors=True)
             _return_freed_memory()
             with _stage(result, "changes", progress):
                 delta = changes.diff(out / previous / DUMP_NT, tmp / DUMP_NT) if previous else None
@@ -247,13 +298,12 @@ def build(paths: Sequence[Path], out: Path, settings: Settings, register: Regist
                 name = published.edition_name(previous, content, naming(SELF))
                 result.edition = name
                 naming(name)
-            caches = cache_root(out, settings.cache_dir)
             try:
                 with _stage(result, "index", progress):
                     before_caches = (caches / previous, previous, _touched_measures(delta, settings.base)) \
                         if previous and delta else None
                     clear_leftovers(caches / name)  # a build of this edition killed before may have left some
-                    ensure_caches(tmp, caches / name, settings.base, name, before_caches)
+                    ensure_caches(tmp, caches / name, settings.base, name, before_caches, ahead)
                 # Saved before the pointer moves: an IRI minted here and never published is harmless; one
                 # published and then forgotten by the register would be minted again for something else.
                 register.save()
@@ -305,26 +355,21 @@ def _holds(edition: Path, void: list, content: dict[str, str], settings: Setting
     return names == set(content) and all(described.get(n, (0, ""))[1] == content[n] for n in names)
 
 
-def _write_edition(tmp: Path, triples, settings: Settings, rules: validation.Rules, findings,
-                   register: Register, sources, mapper: Mapper, env) -> tuple[Callable[..., str], dict[str, str]]:
-    """Write every file of the edition into ``tmp`` but those that name it; return what writes its
-    description for a given edition (whose name is the hash of everything else), and each file's SHA-256."""
+def _write_edition(tmp: Path, scratch: Path, dumps: publish.Dumps, settings: Settings, rules: validation.Rules,
+                   findings, register: Register, sources, mapper: Mapper,
+                   env) -> tuple[Callable[..., str], dict[str, str]]:
+    """Write every file of the edition into ``tmp`` but those that name it (the Turtle and JSON-LD dumps are
+    there already: ``dumps`` wrote them as the graph was made); return what writes its description for a
+    given edition (whose name is the hash of everything else), and each file's SHA-256."""
     base = settings.base
     shapes_text, ontology_text, _ = rules.texts
-    names = prefixes(base) | {kind: iris.space(base, kind) for kind in iris.REGISTERED}
-    context_url = f"{base}data/context.jsonld"
-
-    def dump_jsonld(path: Path) -> None:
-        with path.open("w", encoding="utf-8", newline="\n") as fh:
-            jsonld.write_document(fh, triples, base, context_url)
 
     def text(content: str) -> Callable[[Path], object]:
         return lambda path: path.write_text(content, encoding="utf-8")
 
+    if not (tmp / f"{DUMP}.nt.gz").exists():
+        _finish_dumps(tmp, scratch, dumps)
     writers: dict[str, Callable[[Path], object]] = {
-        f"{DUMP}.ttl": lambda path: publish.write_turtle(path, triples, names),
-        f"{DUMP}.nt": lambda path: publish.write_sorted_ntriples(path, triples),
-        f"{DUMP}.jsonld": dump_jsonld,
         "context.jsonld": text(json.dumps(jsonld.context(base), ensure_ascii=False, indent=2) + "\n"),
         "ontology.ttl": text(publish.with_base(ontology_text, base)),
         "shapes.ttl": text(publish.with_base(shapes_text, base)),
@@ -343,18 +388,11 @@ def _write_edition(tmp: Path, triples, settings: Settings, rules: validation.Rul
         "shacl-report.ttl": "The SHACL validation report of this build",
         "register.tsv": "The identifier register (every IRI ever minted, with withdrawn ones)",
     }
-    dumps = (f"{DUMP}.ttl", f"{DUMP}.nt", f"{DUMP}.jsonld")
-
-    def gzip(path: Path) -> None:
-        with published.naming(path.with_name(path.name + ".gz")):
-            publish.gzip_file(path)
-    with ThreadPoolExecutor(len(dumps)) as compressing:  # zlib lets go of the GIL: 3.4 -> 1.8 s at 100,000
-        list(compressing.map(gzip, (tmp / name for name in dumps)))
-    titles.update({name + ".gz": titles[name] + ", gzipped" for name in dumps})
+    titles.update({name + ".gz": titles[name] + ", gzipped" for name in DUMPS})
     files = [metadata.FileInfo(name, (tmp / name).stat().st_size, published.sha256_file(tmp / name), title)
              for name, title in sorted(titles.items())]
     source_info = [(mapper.source_iri(s.path), Path(s.path).name, s.size, s.sha256) for s in sources]
-    counts = metadata.Counts.of(triples)
+    counts = dumps.counts
     modified = metadata.modified_date(settings, env)
 
     def describe(edition: metadata.EditionRef, check: bool = False) -> str:
@@ -368,15 +406,45 @@ def _write_edition(tmp: Path, triples, settings: Settings, rules: validation.Rul
     return describe, {f.name: f.sha256 for f in files}
 
 
-def _describer(graph, base: str) -> Callable[[str], str]:
+DUMPS = (f"{DUMP}.ttl", f"{DUMP}.nt", f"{DUMP}.jsonld")
+
+
+def _remove_ahead(caches: Path, existed: bool, ahead: Callable[[], Path | None]) -> None:
+    """Remove the store loaded ahead (moved into place, or not wanted), and the caches' directory if the
+    build made it for that alone."""
+    if (path := ahead()) is not None:
+        shutil.rmtree(path, ignore_errors=True)
+    if not existed:
+        with suppress(OSError):
+            caches.rmdir()  # only if empty: a failed build leaves nothing, a published one its caches
+
+
+def _finish_dumps(tmp: Path, scratch: Path, dumps: publish.Dumps) -> None:
+    """The sorted N-Triples from the graph's parts (the Turtle and JSON-LD are written already), and the
+    three dumps' gzips."""
+    publish.sort_lines(dumps.nt_parts, tmp / DUMP_NT, scratch)
+
+    def gzip(path: Path) -> None:
+        with published.naming(path.with_name(path.name + ".gz")):
+            publish.gzip_file(path)
+    with ThreadPoolExecutor(len(DUMPS)) as compressing:  # zlib lets go of the GIL: 3.4 -> 1.8 s at 100,000
+        list(compressing.map(gzip, (tmp / name for name in DUMPS)))
+
+
+def _describer(graph, dumps: publish.Dumps, base: str) -> Callable[[str], str]:
     """Name a resource for a person: a measure by its name and source line, others by label."""
-    labels = {t.subject.value: t.object.value for t in reversed(graph.triples) if t.predicate == RDFS.label}
+    labels: dict[str, str] = {}
+    for q in ox.parse(dumps.core(), format=ox.RdfFormat.N_TRIPLES):  # the first label of each
+        if q.predicate == RDFS.label:
+            labels.setdefault(q.subject.value, q.object.value)
+    measures = iris.space(base, "measure")
 
     def describe(iri: str) -> str:
         owner = iri.split("#", 1)[0]
-        m = graph.records.get(owner)
+        number = owner[len(measures):] if owner.startswith(measures) else ""
+        m = graph.records.get(int(number)) if number.isdigit() else None
         if m is not None:
-            return f"measure {owner.rsplit('/', 1)[-1]} 「{m.name}」 ({m.row.table.file} line {m.row.line})"
+            return f"measure {number} 「{m.name}」 ({m.file} line {m.line})"
         kind = (iris.parse(base, owner) or ("resource",))[0]
         label = labels.get(iri)
         return f"{kind} <{iri}>" + (f" 「{label}」" if label else "")

@@ -10,8 +10,7 @@ resources (strategies, source files and tables) follow as objects of their own.
 from __future__ import annotations
 
 import json
-from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, TextIO
 
 import pyoxigraph as ox
@@ -102,28 +101,58 @@ def _expand(prefixed: str, lp: str) -> str:
 
 
 class _Writer:
-    def __init__(self, triples: Sequence[ox.Triple], base: str):
+    """Renders node objects from the triples of the subjects it knows (all of them, or the shared ones and one
+    batch of measures at a time)."""
+
+    def __init__(self, base: str):
         self.lp = str(lodpub(base))
         self.base = base
         self.by_property = {_expand(prop, self.lp): (term, kind) for term, (prop, kind) in TERMS.items()}
         self.class_terms = {self.lp + name: name for name in CLASSES}
         self.class_terms[ORG.FormalOrganization.value] = "FormalOrganization"
-        self.subjects: dict[str, list[ox.Triple]] = defaultdict(list)
-        for t in triples:
-            self.subjects[t.subject.value].append(t)
+        self.subjects: dict[str, list[ox.Triple]] = {}
         self.done: dict[str, dict[str, Any]] = {}
-        # Units, contacts, strategies and the government recur in many measures: render them once.
-        self.shared = {iri for iri in self.subjects
-                       if not iri.startswith(iris.space(base, "measure")) and "#" not in iri}
+        self.rdf_type = RDF.type.value
+        self.measures = iris.space(base, "measure")
+        self.embedded_prefixes = tuple(iris.space(base, kind) for kind in EMBEDDED_KINDS)
         self.compact_property = {self.lp: "lp:", **{v: k + ":" for k, v in _PREFIXES.items()}}
+
+    def add(self, triples: Iterable[ox.Triple]) -> list[str]:
+        """Know ``triples``; return the subjects first seen among them, in order."""
+        new = []
+        subjects = self.subjects
+        for t in triples:
+            s = t.subject.value
+            own = subjects.get(s)
+            if own is None:
+                own = subjects[s] = []
+                new.append(s)
+            own.append(t)
+        return new
+
+    def shared(self, iri: str) -> bool:
+        """Units, contacts, strategies and the government recur in many measures: rendered once."""
+        return not iri.startswith(self.measures) and "#" not in iri
+
+    def top(self, iri: str) -> bool:
+        """Whether ``iri`` gets an object of its own at the top of the document."""
+        own = self.subjects[iri]
+        if "#" in iri and iri.startswith(self.measures):
+            return False  # a source row, embedded in its measure
+        first = own[0]
+        if (iri.startswith(self.embedded_prefixes) and first.predicate.value == self.rdf_type) or "-column-" in iri:
+            return False  # a unit or contact point, embedded where it is named (a withdrawn one stands alone)
+        # the government, embedded at the top of every unit chain
+        return not (first.predicate.value == self.rdf_type and first.object.value.endswith("FormalOrganization"))
 
     def node(self, iri: str) -> dict[str, Any]:
         if iri in self.done:
             return self.done[iri]
         out: dict[str, Any] = {"id": iri}
+        rdf_type = self.rdf_type
         for t in self.subjects.get(iri, ()):
             p = t.predicate.value
-            if p == RDF.type.value:
+            if p == rdf_type:
                 self._put(out, "type", self.class_terms.get(t.object.value, t.object.value), many=False)
                 continue
             term, kind = self.by_property[p]
@@ -141,7 +170,7 @@ class _Writer:
                 self._put(out, term, int(o.value), many=False)
             else:
                 self._put(out, term, o.value, many=False)
-        if iri in self.shared:
+        if self.shared(iri):
             self.done[iri] = out
         return out
 
@@ -161,24 +190,54 @@ class _Writer:
             out[term] = [out[term], value]
 
 
+class Document:
+    """The JSON-LD document, written as the graph comes in publishing order: header, one node object per line,
+    footer. The shared resources (``shared``: all but the measures and their source rows) are kept to be
+    embedded; each batch of whole measures with their source rows (``measures``) is written at once and
+    forgotten, so the document takes the memory of one batch, whatever the number of measures. The objects
+    come in the order their subjects first appear, as ``write_document`` gives them for the whole graph."""
+
+    def __init__(self, out: TextIO, base: str, context_url: str):
+        self.out = out
+        self.writer = _Writer(base)
+        self.pending: list[str] = []  # shared subjects to be written before whatever comes next
+        self.first = True
+        self.encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+        out.write(f'{{\n"@context": {json.dumps(context_url)},\n"@graph": [\n')
+
+    def shared(self, triples: Iterable[ox.Triple]) -> None:
+        self.pending += self.writer.add(triples)
+
+    def measures(self, triples: Iterable[ox.Triple]) -> int:
+        """Write these measures (with their source rows); return how many subjects they have."""
+        self._flush()
+        new = self.writer.add(triples)
+        self._write(new)
+        for iri in new:
+            del self.writer.subjects[iri]
+        return len(new)
+
+    def close(self) -> None:
+        self._flush()
+        self.out.write("\n]\n}\n" if not self.first else "]\n}\n")
+
+    def _flush(self) -> None:
+        pending, self.pending = self.pending, []
+        self._write(pending)
+
+    def _write(self, subjects: Sequence[str]) -> None:
+        writer, write, encode = self.writer, self.out.write, self.encode
+        for iri in subjects:
+            if writer.top(iri):
+                write(encode(writer.node(iri)) if self.first else ",\n" + encode(writer.node(iri)))
+                self.first = False
+
+
 def write_document(out: TextIO, triples: Sequence[ox.Triple], base: str, context_url: str) -> None:
-    """The JSON-LD document: header, one node object per line, footer."""
-    writer = _Writer(triples, base)
-    embedded_prefixes = tuple(iris.space(base, kind) for kind in EMBEDDED_KINDS)
-    top = []
-    for iri, own in writer.subjects.items():
-        if "#" in iri and iri.startswith(iris.space(base, "measure")):
-            continue  # a source row, embedded in its measure
-        if (iri.startswith(embedded_prefixes) and own[0].predicate == RDF.type) or "-column-" in iri:
-            continue  # a unit or contact point, embedded where it is named (a withdrawn one stands alone)
-        if own and own[0].predicate == RDF.type and own[0].object.value.endswith("FormalOrganization"):
-            continue  # the government, embedded at the top of every unit chain
-        top.append(iri)
-    out.write(f'{{\n"@context": {json.dumps(context_url)},\n"@graph": [\n')
-    encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-    for n, iri in enumerate(top):
-        out.write(encode(writer.node(iri)) + (",\n" if n < len(top) - 1 else "\n"))
-    out.write("]\n}\n")
+    """The JSON-LD document of a whole graph held in memory."""
+    document = Document(out, base, context_url)
+    document.shared(triples)
+    document.close()
 
 
 def to_triples(document: Any, base: str) -> list[ox.Triple]:

@@ -1,8 +1,12 @@
-"""Mapping measures to RDF in our ontology: records → an ordered list of triples.
+"""Mapping measures to RDF in our ontology: records → triples, in order, handed on as they are made.
 
 Resources are emitted subject by subject in a fixed order (government,
-strategies, units, contacts, measures, sources; each by register ID), so every
-serialisation downstream is deterministic without sorting the whole graph.
+strategies, units, contacts, measures, their source rows, sources; each by
+register ID), so every serialisation downstream is deterministic without
+sorting the whole graph. The triples go to a ``Sink`` (``publish.Dumps`` in a
+build): first the shared resources, those before the measures and those after
+them, then the measures in batches, each with its source rows; no batch but one
+is ever held, so the memory a build takes hardly grows with its measures.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import hashlib
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from pyoxigraph import Literal, NamedNode, Triple
 
@@ -29,20 +34,70 @@ GOVERNMENT_EN = "Tokyo Metropolitan Government"
 SAFE_SLUG = iris.IDENT  # a source file's name is its ident when it is one
 
 
+BATCH = 4000  # measures handed on at once (validation's pieces are made of whole batches)
+
+
+class Sink(Protocol):
+    """Where the graph goes. Publishing order is the head, the measures, their source rows, the tail; the
+    tail is told at the start (before any measure) so that what validates a measure can be known from then on,
+    and is placed after the source rows by the sink."""
+
+    def begin(self, head: Sequence[Triple], tail: Sequence[Triple], measures: int) -> None:
+        """The resources before the measures (the government, strategies, units and contact points), those
+        after their source rows (source files and tables, withdrawn resources), and how many measures come."""
+
+    def measures(self, triples: Sequence[Triple], rows: Sequence[Triple], count: int) -> None:
+        """``count`` whole measures, and their source rows (which the order puts after the last measure)."""
+
+    def end(self) -> None:
+        """Every measure has come."""
+
+
+class Collected:
+    """A sink that keeps the whole graph as a list, in publishing order (for small graphs and tests)."""
+
+    def __init__(self) -> None:
+        self.triples: list[Triple] = []
+        self._rows: list[Triple] = []
+        self._tail: list[Triple] = []
+
+    def begin(self, head: Sequence[Triple], tail: Sequence[Triple], measures: int) -> None:
+        self.triples += head
+        self._tail = list(tail)
+
+    def measures(self, triples: Sequence[Triple], rows: Sequence[Triple], count: int) -> None:
+        self.triples += triples
+        self._rows += rows
+
+    def end(self) -> None:
+        self.triples += self._rows
+        self.triples += self._tail
+        self._rows, self._tail = [], []
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """What a message about a measure names: its name, and the file and line of its row."""
+
+    name: str
+    file: str
+    line: int
+
+
 @dataclass
 class Graph:
-    """The mapped dataset: triples in publishing order, and what they describe."""
+    """The mapped dataset: what it describes and how many triples it has (they went to the sink)."""
 
-    triples: list[Triple] = field(default_factory=list)
+    triples: int = 0
     measures: int = 0
     units: int = 0
     contacts: int = 0
     strategies: int = 0
-    records: dict[str, Measure] = field(default_factory=dict)  # measure IRI → its row
+    records: dict[int, Record] = field(default_factory=dict)  # measure number → its row
     warnings: list[Problem] = field(default_factory=list)  # what matching rows to IRIs had to guess
 
     def __len__(self) -> int:
-        return len(self.triples)
+        return self.triples
 
 
 def unit_class(lp: Namespace, path: Sequence[str]) -> NamedNode:
@@ -77,8 +132,10 @@ class Mapper:
     def iri(self, kind: str, ident: int | str) -> NamedNode:
         return NamedNode(iris.thing(self.base, kind, ident))
 
-    def map(self, sources: Sequence[SourceFile], measures: Sequence[Measure]) -> Graph:
-        """Mint or look up every IRI, then describe each kind of resource in turn."""
+    def map(self, sources: Sequence[SourceFile], measures: Sequence[Measure], sink: Sink,
+            batch: int = BATCH) -> Graph:
+        """Mint or look up every IRI, then describe each kind of resource in turn, handing the triples to
+        ``sink`` (the measures ``batch`` at a time)."""
         reg = self.register
         strategies: dict[int, Strategy] = {}
         for source in sources:
@@ -94,14 +151,16 @@ class Mapper:
                     for successor in e.replaced_by:
                         self._predecessors[kind, successor].append(e.id)
         graph = Graph(warnings=ids.warnings)
-        graph.triples.extend(self.government_triples())
-        self._strategies(graph, strategies, ids)
-        unit_nodes = self._units(graph, set(units), ids)
-        contact_nodes = self._contacts(graph, set(contacts), ids, unit_nodes)
-        self._measures(graph, sources, measures, ids, unit_nodes, contact_nodes)
-        for source in sources:
-            graph.triples.extend(self.source_triples(source))
-        graph.triples.extend(self.tombstones())
+        head = self.government_triples()
+        self._strategies(head, graph, strategies, ids)
+        unit_nodes = self._units(head, graph, set(units), ids)
+        contact_nodes = self._contacts(head, graph, set(contacts), ids, unit_nodes)
+        del units, contacts
+        tail = [t for source in sources for t in self.source_triples(source)] + self.tombstones()
+        sink.begin(head, tail, len(measures))
+        graph.triples += len(head) + len(tail)
+        self._measures(graph, sink, batch, sources, measures, ids, unit_nodes, contact_nodes)
+        sink.end()
         return graph
 
     def history(self, kind: str, ident: int, name: str = "") -> list[Triple]:
@@ -127,19 +186,20 @@ class Mapper:
                 for kind, entries in self.register.entries.items()
                 for e in sorted(entries, key=lambda e: e.id) if e.status == WITHDRAWN for successor in e.replaced_by]
 
-    def _strategies(self, graph: Graph, strategies: dict[int, Strategy], ids: Assigned) -> None:
-        add, lp = graph.triples.append, self.lp
+    def _strategies(self, out: list[Triple], graph: Graph, strategies: dict[int, Strategy], ids: Assigned) -> None:
+        add, lp = out.append, self.lp
         for number in sorted(strategies, key=lambda n: ids.strategy[str(n)]):
             node = self.iri("strategy", ids.strategy[str(number)])
             add(Triple(node, RDF.type, lp.Strategy))
             add(Triple(node, RDFS.label, Literal(strategies[number].title, language="ja")))
             add(Triple(node, SKOS.notation, Literal(f"戦略{number}")))
-            graph.triples.extend(self.history("strategy", ids.strategy[str(number)]))
+            out.extend(self.history("strategy", ids.strategy[str(number)]))
             graph.strategies += 1
 
-    def _units(self, graph: Graph, units: set[tuple[str, ...]], ids: Assigned) -> dict[str, NamedNode]:
+    def _units(self, out: list[Triple], graph: Graph, units: set[tuple[str, ...]],
+               ids: Assigned) -> dict[str, NamedNode]:
         """One node per unit path, parents before children (a parent's ID is always smaller)."""
-        add, lp = graph.triples.append, self.lp
+        add, lp = out.append, self.lp
         nodes: dict[str, NamedNode] = {}
         for unit in sorted(units, key=lambda u: ids.unit[" ".join(u)]):
             key = " ".join(unit)
@@ -150,13 +210,13 @@ class Mapper:
                 add(Triple(node, RDFS.label, Literal(self.english[unit[-1]], language="en")))
             add(Triple(node, lp.level, Literal(str(len(unit)), datatype=XSD.integer)))
             add(Triple(node, ORG.unitOf, nodes[" ".join(unit[:-1])] if len(unit) > 1 else self.government))
-            graph.triples.extend(self.history("unit", ids.unit[key], unit[-1]))
+            out.extend(self.history("unit", ids.unit[key], unit[-1]))
             graph.units += 1
         return nodes
 
-    def _contacts(self, graph: Graph, contacts: set[tuple[str, str]], ids: Assigned,
+    def _contacts(self, out: list[Triple], graph: Graph, contacts: set[tuple[str, str]], ids: Assigned,
                   unit_nodes: dict[str, NamedNode]) -> dict[tuple[str, str], NamedNode]:
-        add, lp = graph.triples.append, self.lp
+        add, lp = out.append, self.lp
         nodes: dict[tuple[str, str], NamedNode] = {}
         for unit_path, tel in sorted(contacts, key=lambda c: ids.contact[f"{c[0]} {c[1]}"]):
             node = nodes[unit_path, tel] = self.iri("contact", ids.contact[f"{unit_path} {tel}"])
@@ -164,14 +224,16 @@ class Mapper:
             add(Triple(node, RDFS.label, Literal(national(tel))))
             add(Triple(node, lp.telephone, NamedNode(tel)))
             add(Triple(node, lp.unit, unit_nodes[unit_path]))
-            graph.triples.extend(self.history("contact", ids.contact[f"{unit_path} {tel}"]))
+            out.extend(self.history("contact", ids.contact[f"{unit_path} {tel}"]))
             graph.contacts += 1
         return nodes
 
-    def _measures(self, graph: Graph, sources: Sequence[SourceFile], measures: Sequence[Measure], ids: Assigned,
-                  unit_nodes: dict[str, NamedNode], contact_nodes: dict[tuple[str, str], NamedNode]) -> None:
-        """The measures, then their source rows; this loop emits most of the graph, so terms are local."""
-        add, lp = graph.triples.append, self.lp
+    def _measures(self, graph: Graph, sink: Sink, batch: int, sources: Sequence[SourceFile],
+                  measures: Sequence[Measure], ids: Assigned, unit_nodes: dict[str, NamedNode],
+                  contact_nodes: dict[tuple[str, str], NamedNode]) -> None:
+        """The measures, with their source rows, ``batch`` at a time; this loop emits most of the graph, so
+        terms are local."""
+        lp = self.lp
         tables = {(t.file, t.index): self.table_iri(t) for s in sources for t in s.tables}
         text_property = {key: lp[key + "Text"] for key in CANONICAL_HEADER}
         text_property["phone"] = lp.telephoneText
@@ -179,23 +241,29 @@ class Mapper:
             RDF.type, RDFS.label, lp.summary, lp.strategy, lp.responsibleUnit, lp.bureau, lp.contactPoint,
             lp.url, lp.remarks, lp.startDate, lp.endDate, lp.source)
         measure_class, date = lp.Measure, XSD.date
+        row_class, in_table, line = lp.SourceRow, lp.table, lp.line
         strategy_nodes = {int(n): self.iri("strategy", i) for n, i in ids.strategy.items()}
         # A measure's position in a listing ordered by name, then IRI (what SPARQL's ORDER BY ?name ?m gives).
         named = [iris.thing(self.base, "measure", ident) for ident in ids.measure]
         by_name = sorted(range(len(measures)), key=lambda i: (measures[i].name, named[i]))
+        named.clear()
         order = {ids.measure[i]: position for position, i in enumerate(by_name, start=1)}
+        del by_name
         name_order, integer = lp.nameOrder, XSD.integer
         entries = {e.id: e for e in self.register.entries["measure"]}
-        rows: list[tuple[NamedNode, Measure]] = []
+        triples: list[Triple] = []
+        rows: list[Triple] = []
+        add, add_row = triples.append, rows.append
+        in_batch = 0
         for m, ident in sorted(zip(measures, ids.measure, strict=True), key=lambda pair: pair[1]):
             node = self.iri("measure", ident)
-            graph.records[node.value] = m
+            graph.records[ident] = Record(m.name, m.row.table.file, m.row.line)
             unit_path = " ".join(m.department)
             add(Triple(node, a, measure_class))
             add(Triple(node, label, Literal(m.name, language="ja")))
             add(Triple(node, name_order, Literal(str(order[ident]), datatype=integer)))
             if (e := entries.get(ident)) is not None and (e.former or ("measure", ident) in self._predecessors):
-                graph.triples.extend(self.history("measure", ident, m.name))
+                triples.extend(self.history("measure", ident, m.name))
             if m.summary:
                 add(Triple(node, summary, Literal(m.summary, language="ja")))
             add(Triple(node, strategy, strategy_nodes[m.row.table.strategy.number]))
@@ -215,13 +283,23 @@ class Mapper:
                 add(Triple(node, text_property[key], Literal(text)))
             row = NamedNode(node.value + "#source")
             add(Triple(node, source, row))
-            rows.append((row, m))
+            add_row(Triple(row, a, row_class))
+            add_row(Triple(row, in_table, tables[m.row.table.file, m.row.table.index]))
+            add_row(Triple(row, line, Literal(str(m.row.line), datatype=integer)))
             graph.measures += 1
-        row_class, in_table, line = lp.SourceRow, lp.table, lp.line
-        for row, m in rows:
-            add(Triple(row, a, row_class))
-            add(Triple(row, in_table, tables[m.row.table.file, m.row.table.index]))
-            add(Triple(row, line, Literal(str(m.row.line), datatype=integer)))
+            in_batch += 1
+            if in_batch == batch:
+                self._hand_on(graph, sink, triples, rows, in_batch)
+                in_batch = 0
+        if in_batch:
+            self._hand_on(graph, sink, triples, rows, in_batch)
+
+    @staticmethod
+    def _hand_on(graph: Graph, sink: Sink, triples: list[Triple], rows: list[Triple], count: int) -> None:
+        sink.measures(triples, rows, count)
+        graph.triples += len(triples) + len(rows)
+        triples.clear()
+        rows.clear()
 
     def government_triples(self) -> list[Triple]:
         gov = self.government

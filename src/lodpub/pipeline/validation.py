@@ -3,8 +3,10 @@
 SHACL checks each focus node against its neighbourhood, so the graph can be cut
 into pieces that are validated independently: every piece holds the shared
 resources (government, strategies, units, contacts, sources) and a slice of the
-measures with their source rows. Pieces run in worker processes; findings about
-the shared resources, seen by every piece, are counted once.
+measures with their source rows. Pieces run in worker processes, sent to them as
+N-Triples one at a time (a build sends each as soon as the mapping has written
+it, so that validation runs beside the mapping and no stage holds the graph);
+findings about the shared resources, seen by every piece, are counted once.
 """
 
 from __future__ import annotations
@@ -13,8 +15,10 @@ import itertools
 import multiprocessing
 import os
 import resource
-from collections.abc import Callable, Iterable, Sequence
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import pyoxigraph as ox
 import rdflib
@@ -78,12 +82,57 @@ def _iri(value: str, cache: dict[str, rdflib.URIRef]) -> rdflib.URIRef:
 def rdflib_graph(triples: Iterable[ox.Triple], extra: Iterable[tuple] = ()) -> rdflib.Graph:
     graph = rdflib.Graph()
     cache: dict[str, rdflib.URIRef] = {}
-    add = graph.add
+    literals: dict[tuple[str, str | None, str], rdflib.Literal] = {}
+    add = _bulk_adder(graph)
     for t in triples:
-        add((to_rdflib(t.subject, cache), to_rdflib(t.predicate, cache), to_rdflib(t.object, cache)))
+        o = t.object
+        if isinstance(o, ox.Literal):  # many recur (department and telephone texts, remarks, dates)
+            key = (o.value, o.language, o.datatype.value)
+            term = literals.get(key)
+            if term is None:
+                term = literals[key] = to_rdflib(o, cache)
+        else:
+            term = to_rdflib(o, cache)
+        add((to_rdflib(t.subject, cache), to_rdflib(t.predicate, cache), term))
     for extra_triple in extra:
         add(extra_triple)
     return graph
+
+
+_MEMORY = ("_Memory__spo", "_Memory__pos", "_Memory__osp", "_Memory__contextTriples", "_Memory__tripleContexts",
+           "_Memory__all_contexts", "_Memory__defaultContexts")
+
+
+def _bulk_adder(graph: rdflib.Graph) -> Callable[[tuple], None]:
+    """What adds a triple to a new, empty ``graph`` the way ``graph.add`` does, without what ``add`` does per
+    triple that a graph built once for a validation does not need (an event sent to no one, the bookkeeping of
+    contexts other than the graph itself): building the graph cost pyshacl's piece more than validating it.
+    rdflib's in-memory store is filled as its own ``add`` fills it; where it is not that store (another rdflib),
+    ``graph.add`` itself."""
+    store = graph.store
+    if type(store).__name__ != "Memory" or not all(hasattr(store, name) for name in _MEMORY) or len(graph):
+        return graph.add
+    spo, pos, osp = store._Memory__spo, store._Memory__pos, store._Memory__osp  # type: ignore[attr-defined]
+    context = store._Memory__ctx_to_str(graph)  # type: ignore[attr-defined]
+    store._Memory__all_contexts.add(graph)  # type: ignore[attr-defined]
+    if store._Memory__defaultContexts is None:  # type: ignore[attr-defined]
+        store._Memory__defaultContexts = {context: False, None: False}  # type: ignore[attr-defined]
+    if store._Memory__defaultContexts != {context: False, None: False}:  # type: ignore[attr-defined]
+        return graph.add
+    in_default = store._Memory__contextTriples[None]  # type: ignore[attr-defined]
+    in_graph = store._Memory__contextTriples.setdefault(context, set())  # type: ignore[attr-defined]
+
+    def add(triple: tuple) -> None:
+        s, p, o = triple
+        objects = spo.setdefault(s, {}).setdefault(p, {})
+        if o in objects:
+            return
+        objects[o] = 1
+        pos.setdefault(p, {}).setdefault(o, {})[s] = 1
+        osp.setdefault(o, {}).setdefault(s, {})[p] = 1
+        in_default.add(triple)
+        in_graph.add(triple)
+    return add
 
 
 # ---------------------------------------------------------------- shapes
@@ -151,9 +200,19 @@ def _start_worker(shapes_text: str, ontology_text: str, base: str) -> None:
 
 def _check_piece(core: bytes, piece: bytes) -> tuple[list[Finding], float]:
     """Findings for one piece, and this worker's peak memory (MiB) so far."""
-    triples = (q.triple for data in (core, piece) for q in ox.parse(data, format=ox.RdfFormat.N_TRIPLES))
-    findings = _WORKER_RULES[0].check(triples)
+    findings = _WORKER_RULES[0].check(_parsed(core, piece))
     return findings, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _check_task(task: tuple[bytes, bytes]) -> tuple[list[Finding], float, int, float]:
+    """``_check_piece``, and which worker answered and the CPU time it has taken so far."""
+    findings, peak = _check_piece(*task)
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return findings, peak, os.getpid(), usage.ru_utime + usage.ru_stime
+
+
+def _parsed(core: bytes, piece: bytes) -> Iterator[ox.Triple]:
+    return (q.triple for data in (core, piece) for q in ox.parse(data, format=ox.RdfFormat.N_TRIPLES))
 
 
 def split(triples: Sequence[ox.Triple], chunked_prefix: str, size: int) -> tuple[list, list[list]]:
@@ -171,6 +230,10 @@ def split(triples: Sequence[ox.Triple], chunked_prefix: str, size: int) -> tuple
     return core, pieces or [[]]
 
 
+def _nt(part: Sequence[ox.Triple]) -> bytes:
+    return ox.serialize(part, format=ox.RdfFormat.N_TRIPLES) or b""  # bytes, as no output is given
+
+
 def validate(triples: Sequence[ox.Triple], rules: Rules, chunked_prefix: str, workers: int | None = None,
              size: int = CHUNK_MEASURES, stats: dict[str, float] | None = None) -> list[Finding]:
     """All findings for the graph, sorted and without duplicates.
@@ -178,21 +241,74 @@ def validate(triples: Sequence[ox.Triple], rules: Rules, chunked_prefix: str, wo
     ``stats``, when given, receives ``workers_peak_mib``: the largest worker's peak memory.
     """
     core, pieces = split(triples, chunked_prefix, size)
+    if (workers or os.cpu_count() or 1) <= 1 or len(pieces) <= 1:
+        return sorted({f for piece in pieces for f in rules.check(itertools.chain(core, piece))})
+    return check(_nt(core), _Serialized(pieces), rules, workers, stats)
+
+
+class _Serialized:
+    def __init__(self, pieces: list[list[ox.Triple]]):
+        self.pieces = pieces
+
+    def __len__(self) -> int:
+        return len(self.pieces)
+
+    def __iter__(self) -> Iterator[bytes]:
+        return (_nt(piece) for piece in self.pieces)
+
+
+class Pieces(Protocol):
+    def __len__(self) -> int: ...
+
+    def __iter__(self) -> Iterator[bytes]: ...
+
+
+def check(core: bytes, pieces: Pieces, rules: Rules, workers: int | None = None,
+          stats: dict[str, float] | None = None, cancel: threading.Event | None = None) -> list[Finding]:
+    """All findings for a graph given as N-Triples: ``core`` (the shared resources, validated with every piece)
+    and ``pieces`` (read one at a time: a few are in flight, however many there are; they may still be being
+    written), sorted and without duplicates. ``stats``, when given, receives ``workers_peak_mib`` (the largest
+    worker's peak memory) and ``workers_cpu_seconds`` (the CPU time the workers took). ``cancel``, once set,
+    stops it soon (with what was found so far)."""
     workers = min(workers or os.cpu_count() or 1, len(pieces))
+    cancel = cancel or threading.Event()
     if workers <= 1:
-        results = [rules.check(itertools.chain(core, piece)) for piece in pieces]
-    else:
-        def nt(part: list[ox.Triple]) -> bytes:
-            return ox.serialize(part, format=ox.RdfFormat.N_TRIPLES) or b""  # bytes, as no output is given
-        shared = nt(core)
-        methods = multiprocessing.get_all_start_methods()
-        context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
-        with context.Pool(workers, initializer=_start_worker, initargs=rules.texts) as pool:
-            answers = pool.starmap(_check_piece, ((shared, nt(piece)) for piece in pieces), chunksize=1)
-        results = [findings for findings, _ in answers]
-        if stats is not None:
-            stats["workers_peak_mib"] = max(peak for _, peak in answers)
-    return sorted({f for piece in results for f in piece})
+        found_here: set[Finding] = set()
+        for piece in pieces:
+            if cancel.is_set():
+                break
+            found_here.update(rules.check(_parsed(core, piece)))
+        return sorted(found_here)
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+    room = threading.Semaphore(2 * workers)  # pieces read and not yet answered
+    stop = threading.Event()
+
+    def tasks() -> Iterator[tuple[bytes, bytes]]:
+        for piece in pieces:
+            while not room.acquire(timeout=0.1):
+                if stop.is_set() or cancel.is_set():
+                    return
+            if stop.is_set() or cancel.is_set():
+                return
+            yield core, piece
+
+    found: set[Finding] = set()
+    peak = 0.0
+    cpu: dict[int, float] = {}
+    with context.Pool(workers, initializer=_start_worker, initargs=rules.texts) as pool:
+        try:
+            for findings, worker_peak, pid, worker_cpu in pool.imap_unordered(_check_task, tasks()):
+                room.release()
+                found.update(findings)
+                peak = max(peak, worker_peak)
+                cpu[pid] = max(cpu.get(pid, 0.0), worker_cpu)
+        finally:
+            stop.set()  # the pool's feeder may wait for room that no answer will make now
+    if stats is not None:
+        stats["workers_peak_mib"] = peak
+        stats["workers_cpu_seconds"] = sum(cpu.values())
+    return sorted(found)
 
 
 # ---------------------------------------------------------------- reporting
