@@ -391,9 +391,3 @@ def test_a_request_the_candidate_cannot_answer_or_answers_differently_stays_on_t
     assert candidates["declined"] == 1 and candidates["differed"] == 1 and candidates["answered"] == 0
     assert {o.store for o in asked + other} == {"disk"}
     assert len({o.body for o in other}) == 1
-
-
-def test_only_a_trusted_candidate_is_ever_preferred():
-    costs = {"disk": 0.05, "columnar": 0.01}
-    assert engine.preferred_kind(["disk", "columnar"], costs, 10) == "columnar"
-    assert engine.preferred_kind(["disk"], {"disk": 0.05}, 10) == "disk"  # an untrusted one is not offered
