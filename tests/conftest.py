@@ -106,6 +106,9 @@ class Server:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         environ = {k: v for k, v in os.environ.items() if not k.startswith("LODPUB_")}
+        # Each test's server starts cold: the tests share trees, and what one test's server answered must not
+        # be warmed by the next one's (tests/test_recall.py sets it).
+        environ["LODPUB_WARM_SECONDS"] = "0"
         environ.update(env or {})
         self.log = open(dist.parent / f"server-{self.port}.log", "w+")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen([sys.executable, "-m", "lodpub", "serve", "--dist", str(dist),

@@ -18,7 +18,7 @@ from pathlib import Path
 import pyoxigraph as ox
 import pytest
 
-from lodpub.serving import engine, worker
+from lodpub.serving import engine, routing, worker
 
 NASTY = ['<result>', 'a "quoted" },{"x":{"type":"uri"', "line\nbreak", "cr\r\nlf", "tab\there", "comma, \"csv\"",
          '}},{"v":', "<results><result></result>", "plain"]
@@ -309,29 +309,29 @@ def test_a_request_stopped_after_a_wait_runs_again_only_with_its_whole_limit_ahe
 
 def test_a_request_is_tried_on_another_kind_only_while_that_cannot_cost_it_its_answer():
     kinds = ["memory", "disk"]
-    assert engine.preferred_kind(kinds, {}, timeout=10) == "disk"
-    assert engine.preferred_kind(kinds, {"disk": 0.2}, timeout=10) == "memory"
-    assert engine.preferred_kind(kinds, {"disk": 3.0}, timeout=10) == "disk"  # 4x that would not fit
-    assert engine.preferred_kind(kinds, {"memory": 0.2, "disk": 0.1}, timeout=10) == "disk"
-    assert engine.preferred_kind(kinds, {"disk": 10}, timeout=10) == "disk"  # a timeout counts as the limit
-    assert engine.preferred_kind(["disk"], {"disk": 0.5}, timeout=10) == "disk"
+    assert routing.preferred_kind(kinds, {}, timeout=10) == "disk"
+    assert routing.preferred_kind(kinds, {"disk": 0.2}, timeout=10) == "memory"
+    assert routing.preferred_kind(kinds, {"disk": 3.0}, timeout=10) == "disk"  # 4x that would not fit
+    assert routing.preferred_kind(kinds, {"memory": 0.2, "disk": 0.1}, timeout=10) == "disk"
+    assert routing.preferred_kind(kinds, {"disk": 10}, timeout=10) == "disk"  # a timeout counts as the limit
+    assert routing.preferred_kind(["disk"], {"disk": 0.5}, timeout=10) == "disk"
 
 
 def test_only_a_request_known_to_fit_may_take_a_copy_in_memory_when_the_disk_workers_are_busy():
     kinds = ["memory", "disk"]
-    assert engine.allowed_kinds(kinds, {}, timeout=10) == ("disk",)  # never run: it may be pathological
-    assert engine.allowed_kinds(kinds, {"disk": 0.2}, timeout=10) is None  # known to fit with room to spare
-    assert engine.allowed_kinds(kinds, {"disk": 2.5}, timeout=10) == ("disk",)  # 4x that would not fit
-    assert engine.allowed_kinds(["memory"], {}, timeout=10) is None  # no disk worker: nothing to keep it to
+    assert routing.allowed_kinds(kinds, {}, timeout=10) == ("disk",)  # never run: it may be pathological
+    assert routing.allowed_kinds(kinds, {"disk": 0.2}, timeout=10) is None  # known to fit with room to spare
+    assert routing.allowed_kinds(kinds, {"disk": 2.5}, timeout=10) == ("disk",)  # 4x that would not fit
+    assert routing.allowed_kinds(["memory"], {}, timeout=10) is None  # no disk worker: nothing to keep it to
 
 
 def test_requests_wait_in_the_lane_of_their_fastest_run():
-    assert engine.lane({}) == "new"
-    assert engine.lane({}, stopped=0.4) == "new"  # stopped early (its wait took its time): still unknown
-    assert engine.lane({}, stopped=2.0) == "heavy"
-    assert engine.lane({"disk": 0.01, "memory": 2.0}) == "cheap"
-    assert engine.lane({"disk": 0.3}) == "normal"
-    assert engine.lane({"disk": 1.5}) == "heavy"
+    assert routing.lane({}) == "new"
+    assert routing.lane({}, stopped=0.4) == "new"  # stopped early (its wait took its time): still unknown
+    assert routing.lane({}, stopped=2.0) == "heavy"
+    assert routing.lane({"disk": 0.01, "memory": 2.0}) == "cheap"
+    assert routing.lane({"disk": 0.3}) == "normal"
+    assert routing.lane({"disk": 1.5}) == "heavy"
 
 
 # ------------------------------------------------------------------ a candidate engine, checked against the reference

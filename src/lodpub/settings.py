@@ -62,6 +62,10 @@ class Settings:
     # gigabytes of intermediate rows within the time limit. Researcher queries at 100,000 measures peak at
     # 230 MiB of data in a disk worker, a copy in memory 560 MiB besides (bench/RESULTS.md "Soak").
     worker_memory_mb: int = 1024
+    # Seconds a starting server may spend answering, for nobody, the requests its edition's last server
+    # answered last (kept in the edition's cache when it stopped), before /health says ready: their first
+    # client meets the kind of worker, or the checked candidate, that answers them fastest (0: start cold).
+    warm_seconds: float = 30.0
     page_size: int = 50  # links listed per page on a resource's HTML page
     # Switch to a new edition as soon as the published tree points to it (false: only on SIGHUP, e.g. to
     # roll an edition across several servers at a moment of the operator's choosing).

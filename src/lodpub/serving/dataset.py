@@ -86,7 +86,8 @@ class Embedded(LinkedData):
         self.engine = Engine(cache / "store", path / "measures.nt", settings.workers, settings.memory_workers,
                              settings.query_timeout, local=store, queue_per_worker=settings.queue_per_worker,
                              worker_memory=settings.worker_memory_mb << 20,
-                             columnar_workers=settings.columnar_workers)
+                             columnar_workers=settings.columnar_workers, kept=cache / "recent.json",
+                             warm_seconds=settings.warm_seconds)
 
     async def start(self) -> None:
         await self.engine.start()

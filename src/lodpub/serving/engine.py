@@ -49,9 +49,10 @@ from pathlib import Path
 
 import pyoxigraph as ox
 
-from lodpub.serving import agree, pool
+from lodpub.serving import agree, pool, recall
 from lodpub.serving.events import event
 from lodpub.serving.metrics import CANDIDATE_CHECKS, QUERY_SECONDS
+from lodpub.serving.routing import allowed_kinds, lane, preferred_kind
 from lodpub.serving.worker import CANDIDATES, COLUMNAR, DISK, MEMORY, Outcome, Request, answer_from, run, start
 
 # ---------------------------------------------------------------- in the server
@@ -91,10 +92,6 @@ class TooLong(Exception):
 # A request that has run this fast is answered in the server's process from then on: a few times what the
 # hand-off to a worker costs, and too short a hold on the event loop for other clients to notice.
 INLINE_SECONDS = 0.001
-# Lanes (pool.LANES): a request that ran within CHEAP_SECONDS never waits behind one that took HEAVY_SECONDS
-# or more (or was stopped) or has never run; those two together hold at most all workers but one.
-CHEAP_SECONDS = 0.05
-HEAVY_SECONDS = 1.0
 # A run stopped after this share of the limit counts as one that could not finish within it.
 FULL_RUN = 0.9
 # Requests whose cost is remembered, and the longest query text among them: a query may be 100 KB, and
@@ -106,6 +103,8 @@ COST_QUERY_MAX = 16_384
 COPY_PER_DUMP_BYTE = 3
 # maplib's model of a dump, against pyoxigraph's copy of it: 745-866 MiB of data against 524 at 100,000 measures.
 MODEL_PER_COPY = 2
+# The requests an edition answered last, kept when its server stops to be warmed by the next (recall.py).
+KEPT_REQUESTS = 64
 log = logging.getLogger("lodpub")
 
 
@@ -137,12 +136,15 @@ def copies_that_fit(wanted: int, dump_bytes: int, available: int | None) -> int:
 class Engine:
     def __init__(self, store: Path, dump: Path, workers: int, memory_workers: int, timeout: float,
                  local: ox.Store | None = None, queue_per_worker: int = 0, worker_memory: int = 0,
-                 columnar_workers: int = 0):
+                 columnar_workers: int = 0, kept: Path | None = None,
+                 warm_seconds: float = 0.0):
         """``memory_workers`` of the ``workers`` (0: one per core) query an in-memory copy of ``dump``, the
         others ``store``, at least one of them; ``local``: the server's own read-only store, for requests
         known to be cheap (None: never inline); at most ``queue_per_worker`` requests per worker wait for
         one (0: no bound); each worker may allocate ``worker_memory`` bytes besides its copy (0: no limit);
-        ``columnar_workers`` more answer from maplib's model of ``dump``, as a candidate (``_check``)."""
+        ``columnar_workers`` more answer from maplib's model of ``dump``, as a candidate (``_check``);
+        ``kept``: where the requests answered last are kept when it stops, and answered for nobody from for
+        up to ``warm_seconds`` at start, before it is ``ready`` (``recall.py``)."""
         self.store = store
         self.dump = dump
         self.workers = workers or os.cpu_count() or 1
@@ -177,7 +179,11 @@ class Engine:
         self.max_waiting = queue_per_worker * self.workers
         self.too_long = 0
         self.pool: pool.ProcessPool | None = None
-        self._ready = False
+        self._loaded = False
+        self.kept = kept
+        self.warm_seconds = warm_seconds
+        self._warming: asyncio.Task | None = None
+        self.warmed_at_start = 0  # runs made for nobody before ready, from the requests kept last time
         self.inline = 0
         # What is known of each recent request's cost, newest last.
         self._known: OrderedDict[Request, Known] = OrderedDict()
@@ -198,16 +204,37 @@ class Engine:
             if kind.size)
         self.pool = pool.ProcessPool(kinds, run, start, context, max_waiting=self.max_waiting)
         await self.pool.start()
+        kept = recall.load(self.kept) if self.kept is not None and self.warm_seconds > 0 else []
+        if kept:
+            self._warming = asyncio.get_running_loop().create_task(self._warm_kept(kept))
 
     @property
     def ready(self) -> bool:
+        """Whether everything that loads or warms in the background is done: every kind of worker loaded
+        (``loaded``) and the requests kept from the last run warmed on them."""
+        return self.loaded and (self._warming is None or self._warming.done())
+
+    @property
+    def loaded(self) -> bool:
         """Whether every kind of worker has had all its workers ready at once, since start: the copies in memory
         and the candidate's model load in the background, answering meanwhile on disk. (Once true it stays
         true: a copy reloading after a timeout does not make the server unready.)"""
-        if not self._ready and self.pool is not None:
+        if not self._loaded and self.pool is not None:
             ready = self.pool.ready
-            self._ready = all(ready.get(kind.name, 0) >= kind.size for kind in self.pool.kinds)
-        return self._ready
+            self._loaded = all(ready.get(kind.name, 0) >= kind.size for kind in self.pool.kinds)
+        return self._loaded
+
+    async def _warm_kept(self, requests: list[tuple[Request, float]]) -> None:
+        """Answer, for nobody, the requests the last server of this edition answered most recently, once the
+        workers have loaded: each runs on the reference and then on the candidate, which is checked against
+        it as for a client, so that their first client meets the kind that answers it fastest."""
+        while not self.loaded:
+            await asyncio.sleep(0.05)
+        self.warmed_at_start = await self.warm(requests, self.warm_seconds)
+        if self._checking:
+            await asyncio.wait(set(self._checking), timeout=self.timeout)
+        event("warmed", logging.INFO, requests=len(requests), runs=self.warmed_at_start,
+              trusted=sum(1 for known in self._known.values() if any(known.trusted.values())))
 
     def _memory_limit(self, kind: str) -> int:
         """What a worker of ``kind`` may allocate (0: no limit): ``worker_memory``, besides the copy it loads."""
@@ -219,8 +246,12 @@ class Engine:
         return self.worker_memory + copy
 
     async def stop(self) -> None:
+        if self._warming is not None:
+            self._warming.cancel()
         for task in list(self._checking):
             task.cancel()
+        if self.kept is not None and self._known:
+            await asyncio.to_thread(recall.save, self.kept, self.recent(KEPT_REQUESTS))
         if self.pool is not None:
             await self.pool.stop()
             self.pool = None
@@ -231,11 +262,12 @@ class Engine:
         if workers is None:
             return {"running": 0, "waiting": 0, "timeouts": 0, "waited_out": 0, "refused": 0, "too_long": 0,
                     "too_big": 0, "abandoned": 0, "replaced": 0, "inline": self.inline, "ready": {},
-                    "candidates": dict(self.checks)}
+                    "candidates": dict(self.checks), "warmed_at_start": self.warmed_at_start}
         return {"running": workers.running, "waiting": workers.waiting, "timeouts": workers.timeouts,
                 "waited_out": workers.waited_out, "refused": workers.refused, "too_long": self.too_long,
                 "too_big": self.too_big, "abandoned": workers.abandoned, "replaced": workers.replaced,
-                "inline": self.inline, "ready": workers.ready, "candidates": dict(self.checks)}
+                "inline": self.inline, "ready": workers.ready, "candidates": dict(self.checks),
+                "warmed_at_start": self.warmed_at_start}
 
     async def answer(self, request: Request, gone: Callable[[], bool] | None = None,
                      arrived: float | None = None) -> Outcome:
@@ -342,8 +374,9 @@ class Engine:
         event("candidate_" + verdict, logging.INFO, kind=kind, reason=str(why)[:200], query=request.query[:200])
 
     def recent(self, count: int) -> list[tuple[Request, float]]:
-        """The requests answered most recently, newest first, each with its fastest run so far."""
-        return [(request, self._known[request].need) for request in reversed(self._known)][:count]
+        """The requests answered most recently, newest first, each with its fastest run so far (none that was
+        only ever stopped at its limit: warming never runs one of those again)."""
+        return [(request, known.need) for request, known in reversed(self._known.items()) if known.runs][:count]
 
     async def warm(self, requests: Sequence[tuple[Request, float]], seconds: float) -> int:
         """Make the workers ready for ``requests`` within about ``seconds``: wait for the copies in memory and
@@ -354,7 +387,7 @@ class Engine:
         assert self.pool is not None, "the engine is not started"
         loop = asyncio.get_running_loop()
         deadline = loop.time() + seconds
-        while not self.ready and loop.time() < deadline - seconds / 4:  # the copies, the candidate's model
+        while not self.loaded and loop.time() < deadline - seconds / 4:  # the copies, the candidate's model
             await asyncio.sleep(0.05)
         done = 0
         for _ in self.pool.names:
@@ -378,43 +411,3 @@ class Engine:
             self._known[request] = known
             if len(self._known) > COSTS_KEPT:
                 self._known.popitem(last=False)
-
-
-# Disk was up to 3.5x slower than memory on a researcher query (3: 252 against 72 ms), memory 3x slower on
-# another (2: 21 against 60 ms): a request is tried on the other kind only if that cannot cost it its answer.
-EXPLORE_HEADROOM = 4
-
-
-def preferred_kind(kinds: Sequence[str], costs: dict[str, float], timeout: float) -> str:
-    """The kind of worker to send a request to first, given its fastest run so far on each kind: the disk
-    store until it has run (a first run in memory that passes the limit would cost the copy: seconds of a
-    core and ~5 KB per measure to load again); then one it has not run on yet while its runs so far leave
-    room within ``timeout``; else the one it ran fastest on."""
-    if not costs:
-        return DISK if DISK in kinds else kinds[0]
-    best = min(costs.values())
-    if best * EXPLORE_HEADROOM < timeout:
-        for kind in kinds:
-            if kind not in costs:
-                return kind
-    return min(costs, key=costs.__getitem__)
-
-
-def allowed_kinds(kinds: Sequence[str], costs: dict[str, float], timeout: float) -> tuple[str, ...] | None:
-    """The kinds of worker a request may take when the one it prefers is busy (None: any): any once it is
-    known to fit the limit with room to spare, else the disk store only. A query stopped in memory costs the
-    copy (seconds of a core and ~5 KB per measure to load again), and the same query would only have cost a
-    disk worker, which restarts at once: so a copy is lost only to a query that ran within a quarter of the
-    limit before, and a stream of new or pathological queries cannot make the copies reload again and again."""
-    if DISK not in kinds or (costs and min(costs.values()) * EXPLORE_HEADROOM < timeout):
-        return None
-    return (DISK,)
-
-
-def lane(runs: dict[str, float], stopped: float = 0.0) -> str:
-    """Where a request waits for a worker (pool.LANES): by its fastest run, else heavy once a run of it was
-    stopped after HEAVY_SECONDS, else new."""
-    if not runs:
-        return pool.HEAVY if stopped >= HEAVY_SECONDS else pool.NEW
-    best = min(runs.values())
-    return pool.CHEAP if best <= CHEAP_SECONDS else pool.HEAVY if best >= HEAVY_SECONDS else pool.NORMAL
