@@ -130,3 +130,21 @@ def test_an_edition_in_the_tree_that_was_never_published_is_not_served(server, s
         assert httpx.get(f"{server.url}/data/{current}/void.ttl").status_code == 200
     finally:
         shutil.rmtree(stray)
+
+
+def test_the_downloaded_json_ld_reads_offline_into_the_n_triples_graph(server):
+    """pyld, under a document loader that refuses every request, reads the JSON-LD dump as downloaded (gzipped,
+    as a client that accepts it gets it) into exactly the graph of the N-Triples dump."""
+    import pyld.jsonld
+    import rdflib.compare
+
+    def offline(url: str, options: dict | None = None):
+        raise pyld.jsonld.JsonLdError(f"no network in this test: {url}", "loading document failed")
+
+    downloaded = httpx.get(f"{server.url}/data/measures.jsonld", headers={"Accept-Encoding": "gzip"})
+    assert downloaded.status_code == 200 and downloaded.headers["content-encoding"] == "gzip"
+    nquads = pyld.jsonld.to_rdf(downloaded.json(), {"format": "application/n-quads", "documentLoader": offline})
+    from_jsonld = rdflib.Graph().parse(data=nquads, format="nquads")
+    dump = rdflib.Graph().parse(data=httpx.get(f"{server.url}/data/measures.nt").text, format="nt")
+    assert len(from_jsonld) == len(dump) > 400
+    assert rdflib.compare.isomorphic(rdflib.compare.to_isomorphic(from_jsonld), rdflib.compare.to_isomorphic(dump))

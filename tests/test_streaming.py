@@ -22,7 +22,6 @@ from conftest import BASE, SEED, generated_table, row, table
 
 MEASURES = iris.space(BASE, "measure")
 NAMES = prefixes(BASE) | {kind: iris.space(BASE, kind) for kind in iris.REGISTERED}
-CONTEXT = f"{BASE}data/context.jsonld"
 
 
 def mapped(paths: list[Path], sink, batch: int, register: Register | None = None):
@@ -33,7 +32,7 @@ def mapped(paths: list[Path], sink, batch: int, register: Register | None = None
 def streamed(tmp_path: Path, paths: list[Path], batch: int, register: Register | None = None) -> publish.Dumps:
     (tmp_path / "edition").mkdir()
     (tmp_path / "scratch").mkdir()
-    dumps = publish.Dumps(tmp_path / "edition", tmp_path / "scratch", BASE, NAMES, CONTEXT, MEASURES, batch)
+    dumps = publish.Dumps(tmp_path / "edition", tmp_path / "scratch", BASE, NAMES, MEASURES, batch)
     mapped(paths, dumps, batch, register)
     dumps.close()
     return dumps
@@ -67,7 +66,7 @@ def test_the_dumps_written_batch_by_batch_are_those_of_the_whole_graph(tmp_path,
     publish.write_turtle(turtle, whole.triples, NAMES)
     assert (tmp_path / "edition" / "measures.ttl").read_bytes() == turtle.read_bytes()
     document = io.StringIO()
-    jsonld.write_document(document, whole.triples, BASE, CONTEXT)
+    jsonld.write_document(document, whole.triples, BASE)
     assert (tmp_path / "edition" / "measures.jsonld").read_text(encoding="utf-8") == document.getvalue()
     sorted_nt = tmp_path / "whole.nt"
     publish.write_sorted_ntriples(sorted_nt, whole.triples)

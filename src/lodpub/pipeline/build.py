@@ -207,8 +207,7 @@ def build(paths: Sequence[Path], out: Path, settings: Settings, register: Regist
                 ThreadPoolExecutor(1) as beside, ExitStack() as undo:
             ahead: Path | None = None  # the query store, loaded while validation runs
             names = prefixes(base) | {kind: iris.space(base, kind) for kind in iris.REGISTERED}
-            dumps = publish.Dumps(tmp, scratch, base, names, f"{base}data/context.jsonld",
-                                  iris.space(base, "measure"), validation.CHUNK_MEASURES)
+            dumps = publish.Dumps(tmp, scratch, base, names, iris.space(base, "measure"), validation.CHUNK_MEASURES)
             rules = validation.Rules.load(base)
             stats: dict[str, float] = {}
             cancel = threading.Event()

@@ -1,10 +1,15 @@
-"""JSON-LD for people without RDF tools: one object per measure, its context beside it.
+"""JSON-LD for people without RDF tools: one object per measure, its context inline.
 
 Written straight from the mapped triples with a hand-kept context, one node
 object per line, so the file is readable with ``jq``, streamable, and fast to
 write at 100,000 measures. Each measure embeds its strategy, its whole unit
 chain up to the government, its contact points and its source row; the other
 resources (strategies, source files and tables) follow as objects of their own.
+
+The context is written into the document itself, not named by a URL: a downloaded
+copy is read by pyld or jsonld.js offline, and wherever the publisher's host is not
+(yet) serving it. The same context is published beside it as ``context.jsonld``, for
+those who write their own documents with it.
 """
 
 from __future__ import annotations
@@ -197,13 +202,14 @@ class Document:
     forgotten, so the document takes the memory of one batch, whatever the number of measures. The objects
     come in the order their subjects first appear, as ``write_document`` gives them for the whole graph."""
 
-    def __init__(self, out: TextIO, base: str, context_url: str):
+    def __init__(self, out: TextIO, base: str):
         self.out = out
         self.writer = _Writer(base)
         self.pending: list[str] = []  # shared subjects to be written before whatever comes next
         self.first = True
         self.encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-        out.write(f'{{\n"@context": {json.dumps(context_url)},\n"@graph": [\n')
+        inline = json.dumps(context(base)["@context"], ensure_ascii=False, separators=(",", ":"))
+        out.write(f'{{\n"@context": {inline},\n"@graph": [\n')
 
     def shared(self, triples: Iterable[ox.Triple]) -> None:
         self.pending += self.writer.add(triples)
@@ -233,15 +239,16 @@ class Document:
                 self.first = False
 
 
-def write_document(out: TextIO, triples: Sequence[ox.Triple], base: str, context_url: str) -> None:
+def write_document(out: TextIO, triples: Sequence[ox.Triple], base: str) -> None:
     """The JSON-LD document of a whole graph held in memory."""
-    document = Document(out, base, context_url)
+    document = Document(out, base)
     document.shared(triples)
     document.close()
 
 
 def to_triples(document: Any, base: str) -> list[ox.Triple]:
-    """Parse a JSON-LD document with pyld, serving our own context without a network."""
+    """Parse a JSON-LD document with pyld, without a network (our published context is served from here, for
+    documents that name it)."""
     from pyld import jsonld as pyld  # type: ignore[import-untyped]
 
     local = {f"{base}data/context.jsonld": context(base)}

@@ -149,8 +149,8 @@ class Dumps:
     in its batch only. ``pieces(live=True)``, taken before the mapping starts, gives each piece as soon as it
     is written, so that validation can run beside the mapping."""
 
-    def __init__(self, edition: Path, scratch: Path, base: str, prefixes: dict[str, str], context_url: str,
-                 piece_prefix: str, piece_size: int):
+    def __init__(self, edition: Path, scratch: Path, base: str, prefixes: dict[str, str], piece_prefix: str,
+                 piece_size: int):
         self.edition, self.scratch = edition, scratch
         self.prefixes = prefixes
         self.piece_prefix, self.piece_size = piece_prefix, piece_size
@@ -159,7 +159,7 @@ class Dumps:
         self.jsonld_path = edition / "measures.jsonld"
         with naming(self.jsonld_path):
             self._jsonld_fh = self.jsonld_path.open("w", encoding="utf-8", newline="\n", buffering=1 << 20)
-        self.document = jsonld.Document(self._jsonld_fh, base, context_url)
+        self.document = jsonld.Document(self._jsonld_fh, base)
         self.nt = {name: _Part(scratch / f"{name}.nt") for name in ("head", "measures", "rows", "tail")}
         self._ttl_header: bytes | None = None
         self._tail: Sequence[ox.Triple] = ()
