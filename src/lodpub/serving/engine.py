@@ -383,7 +383,9 @@ class Engine:
         the candidate's model to load (a bounded part of the time), then answer each request (for nobody) once
         on each kind of worker while its known cost fits in what is left, so that the first clients meet
         neither a cold worker nor a first try of their request on another kind; returns how many runs were
-        made. (A query is never cut short: stopping one costs its worker.)"""
+        made. The cheapest come first, so that the most fit; each waits for the candidate's checks of the one
+        before, so that it finds the candidate idle and is checked too (a client's request is checked only when
+        a candidate is idle). (A query is never cut short: stopping one costs its worker.)"""
         assert self.pool is not None, "the engine is not started"
         loop = asyncio.get_running_loop()
         deadline = loop.time() + seconds
@@ -391,7 +393,9 @@ class Engine:
             await asyncio.sleep(0.05)
         done = 0
         for _ in self.pool.names:
-            for request, cost in requests:
+            for request, cost in sorted(requests, key=lambda kept: kept[1]):
+                if self._checking:
+                    await asyncio.wait(set(self._checking), timeout=max(0.0, deadline - loop.time()))
                 if loop.time() + cost * 2 > deadline:
                     continue
                 with contextlib.suppress(QueryTimeout, WorkerLost, QueryFailed, TooLong, Busy, Waited):
