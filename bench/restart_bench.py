@@ -1,14 +1,14 @@
 #!/usr/bin/env python3
 """The first run of each query after start, against its warm median: a cold start, then a restart (issue 12).
 
-A copy of a built tree (and its caches) is served by ``lodpub serve`` with the result
-cache off. Cold: once ``/health`` says ready, each query of each set is sent once (its
-first run) and then ``--repeat`` times (its warm median). The server is stopped with
-SIGTERM, as a deploy stops it, and started again on the same copy: the first run and
-the warm median of each query again, after ``/health`` says ready (which now includes
-warming the requests the first server answered last, ``serving/recall.py``). Every
-answer of the restarted server is compared with the cold one's. Figures are printed,
-never asserted.
+A copy of a built tree (and its caches) is served by ``lodpub serve`` as serve_bench.py
+serves it (a 60 s limit, no row cap), the result cache off. Cold: once ``/health`` says
+ready, each query of each set is sent once (its first run) and then ``--repeat`` times
+(its warm median). The server is stopped with SIGTERM, as a deploy stops it, and
+started again on the same copy: the first run and the warm median of each query again,
+after ``/health`` says ready (which now includes warming the requests the first server
+answered last, ``serving/recall.py``). Every answer of the restarted server is compared
+with the cold one's. Figures are printed, never asserted.
 
     python bench/restart_bench.py --dist bench/out/serve/100000/dist100000 [--sets queries queries2] [--repeat 5]
 """
@@ -33,7 +33,9 @@ def serve(dist: Path, log: Path) -> tuple[subprocess.Popen[bytes], str, float]:
     """``lodpub serve`` on ``dist``; returns it, its endpoint and the seconds until /health said ready."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("LODPUB_")}
-    env["LODPUB_RESULT_CACHE_MB"] = "0"
+    # As serve_bench.py serves lodpub: the peers' 60 s limit, no row cap, no per-address cap; no result cache.
+    env.update({"LODPUB_RESULT_CACHE_MB": "0", "LODPUB_QUERY_TIMEOUT": "60", "LODPUB_MAX_ROWS": "1000000",
+                "LODPUB_CLIENT_QUERIES": "0"})
     started = time.perf_counter()
     process = subprocess.Popen([str(LODPUB_BIN), "serve", "--dist", str(dist), "--port", str(port)], env=env,
                                stdout=log.open("ab"), stderr=subprocess.STDOUT, cwd=ROOT)
