@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install build serve test lint bench clean browser
+.PHONY: install build serve test lint bench clean debian-packages
 
 # A virtual environment with lodpub and its test tools, pinned by constraints.txt.
 $(STAMP): pyproject.toml constraints.txt
@@ -25,18 +25,22 @@ serve: build
 lint: install
 	$(BIN)/ruff check src tests bench
 
-# What the tests take from Debian: Chromium (never a downloaded browser) and a Japanese font for the browser
+# What the tests take from Debian (debian-packages): Chromium (never a downloaded browser) and a Japanese font for the browser
 # tests; Virtuoso 7 as a real remote store (tests/test_remote.py starts its own instance on loopback, and
-# nothing here starts the package's service).
-browser:
-	@if ! command -v chromium >/dev/null || ! fc-list 2>/dev/null | grep -qi ipa || ! command -v virtuoso-t >/dev/null; then \
+# nothing here starts the package's service); nginx as a real proxy in front of lodpub or a store (tests start
+# their own instance on loopback; the package's service is stopped like Virtuoso's), and openssl for the
+# certificate tests/test_fronts.py makes for it.
+debian-packages:
+	@if ! command -v chromium >/dev/null || ! fc-list 2>/dev/null | grep -qi ipa || ! command -v virtuoso-t >/dev/null \
+	    || [ ! -x /usr/sbin/nginx ] || ! command -v openssl >/dev/null; then \
 	  apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium fonts-ipafont-gothic \
-	    virtuoso-opensource >/dev/null; \
+	    virtuoso-opensource nginx openssl >/dev/null; \
 	  (service virtuoso-opensource-7 stop >/dev/null 2>&1 || true); \
+	  (service nginx stop >/dev/null 2>&1 || true); \
 	fi
 
-test: install lint browser
+test: install lint debian-packages
 	$(BIN)/python -m pytest
 
 bench: install

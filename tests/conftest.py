@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+import stores
+from lodpub import published
 from lodpub.pipeline.build import BuildResult, build
 from lodpub.register import Register
 from lodpub.settings import Settings
@@ -164,12 +166,76 @@ def served_tree(tmp: Path) -> Path:
     return tmp / "dist"
 
 
+SERVED = {"LODPUB_QUERY_TIMEOUT": "3", "LODPUB_MAX_ROWS": "100", "LODPUB_WORKERS": "2", "LODPUB_PAGE_SIZE": "5"}
+SERVERS = ("embedded", *stores.KINDS)  # what a module marked ``every_store`` runs its tests against
+
+
+def pytest_generate_tests(metafunc) -> None:
+    """In a module marked ``every_store``, each test that takes ``server`` runs against the embedded server and
+    against lodpub in front of each real store, reading the same for each; one marked ``embedded_only("why")``
+    (it is about the embedded engine itself) against the embedded server only."""
+    if "server" not in metafunc.fixturenames or metafunc.definition.get_closest_marker("every_store") is None:
+        return
+    only = metafunc.definition.get_closest_marker("embedded_only")
+    if only is not None and not (only.args and isinstance(only.args[0], str)):
+        raise pytest.UsageError(f"{metafunc.definition.nodeid}: embedded_only needs its reason, in one line")
+    metafunc.parametrize("server", ["embedded"] if only else list(SERVERS), indirect=True, scope="session")
+
+
 @pytest.fixture(scope="session")
-def server(served_dist) -> Server:
-    running = Server(served_dist, {"LODPUB_QUERY_TIMEOUT": "3", "LODPUB_MAX_ROWS": "100", "LODPUB_WORKERS": "2",
-                                   "LODPUB_PAGE_SIZE": "5"})
+def server(request) -> Server:
+    """The embedded server; in a module marked ``every_store``, in turn each server of ``SERVERS`` (each started
+    once per session, whichever modules use it)."""
+    return request.getfixturevalue(f"{getattr(request, 'param', 'embedded')}_server")
+
+
+@pytest.fixture(scope="session")
+def embedded_server(served_dist) -> Server:
+    running = Server(served_dist, SERVED)
     yield running
     running.stop()
+
+
+def _store(kind: str, served_dist: Path, tmp_path_factory):
+    """A real store on loopback holding the served edition as the named graph of its IRI: its query URL and the
+    settings lodpub needs for it."""
+    name = published.current(served_dist)
+    url, settings, process = stores.STARTERS[kind](served_dist, name, f"{Settings().dataset_iri}/{name}",
+                                                   tmp_path_factory.mktemp(kind))
+    yield url, settings
+    stores.stop(process)
+
+
+@pytest.fixture(scope="session")
+def store_oxigraph(served_dist, tmp_path_factory):
+    yield from _store("oxigraph", served_dist, tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def store_virtuoso(served_dist, tmp_path_factory):
+    yield from _store("virtuoso", served_dist, tmp_path_factory)
+
+
+def _fronting(served_dist: Path, store: tuple[str, dict[str, str]]):
+    """lodpub in front of ``store``, with the embedded server's settings and what the store needs."""
+    url, extra = store
+    running = Server(served_dist, {**SERVED, **extra, "LODPUB_STORE": url})
+    import httpx
+    if httpx.get(running.url + "/health").json().get("store") != url:  # never the embedded engine by mistake
+        running.stop()
+        pytest.fail(f"lodpub serve --store {url} does not read that store")
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="session")
+def oxigraph_server(served_dist, store_oxigraph) -> Server:
+    yield from _fronting(served_dist, store_oxigraph)
+
+
+@pytest.fixture(scope="session")
+def virtuoso_server(served_dist, store_virtuoso) -> Server:
+    yield from _fronting(served_dist, store_virtuoso)
 
 
 @pytest.fixture(scope="module")  # per module: Playwright's sync API must not outlive the module's tests

@@ -10,6 +10,10 @@ import rdflib
 
 from conftest import BASE
 
+# Every test that takes `server` runs against the embedded server, lodpub in front of Oxigraph's server and
+# lodpub in front of Virtuoso (conftest.py); those about the embedded engine itself say so (embedded_only).
+pytestmark = pytest.mark.every_store
+
 RDF_TYPES = {"text/turtle": "turtle", "application/ld+json": "json-ld", "application/n-triples": "nt",
              "application/rdf+xml": "xml"}
 

@@ -17,9 +17,15 @@ from lodpub.serving import negotiation
 
 from conftest import BASE
 
+# Every test that takes `server` runs against the embedded server, lodpub in front of Oxigraph's server and
+# lodpub in front of Virtuoso (conftest.py); those about the embedded engine itself say so (embedded_only).
+pytestmark = pytest.mark.every_store
+
 PREFIX = f"PREFIX lp: <{BASE}def/lodpub#> PREFIX rdfs: <http://www.w3.org/2000/01/rdf-schema#> "
 COUNT = PREFIX + "SELECT (COUNT(?m) AS ?n) WHERE { ?m a lp:Measure }"
-NAMES = PREFIX + "SELECT ?m ?name WHERE { ?m a lp:Measure ; rdfs:label ?name } ORDER BY ?name"
+# By STR(?name): SPARQL orders simple literals by code point, and leaves the order of language-tagged ones to the
+# store (Virtuoso sorts the Japanese names in its own collation), so this order is the same from every store.
+NAMES = PREFIX + "SELECT ?m ?name WHERE { ?m a lp:Measure ; rdfs:label ?name } ORDER BY STR(?name)"
 CONSTRUCT = PREFIX + "CONSTRUCT { ?m rdfs:label ?name } WHERE { ?m a lp:Measure ; rdfs:label ?name }"
 RESULTS = "{http://www.w3.org/2005/sparql-results#}"
 
@@ -206,6 +212,7 @@ def test_a_query_missing_is_400_and_a_wrong_content_type_is_415(server):
     assert "application/sparql-query" in response.text
 
 
+@pytest.mark.embedded_only("the copy in memory and the disk workers are the embedded engine's")
 def test_a_server_without_the_copy_in_memory_answers_the_same(served_dist, server):
     from conftest import Server
     disk_only = Server(served_dist, {"LODPUB_MEMORY_WORKERS": "0", "LODPUB_WORKERS": "1",
@@ -222,17 +229,24 @@ def test_a_server_without_the_copy_in_memory_answers_the_same(served_dist, serve
     assert (ready["memory"], ready["disk"]) == (1, 1)  # and the columnar candidate, once loaded
 
 
+@pytest.mark.embedded_only("answers given in the server's own process, on the embedded store")
 def test_a_small_query_asked_again_is_answered_by_the_server_itself_the_same(served_dist):
     from conftest import Server
     uncached = Server(served_dist, {"LODPUB_RESULT_CACHE_MB": "0", "LODPUB_WORKERS": "1"})
     try:
-        bodies = [httpx.get(f"{uncached.url}/sparql", params={"query": COUNT}).content for _ in range(6)]
-        health = httpx.get(f"{uncached.url}/health").json()
+        # Its runs in a worker are measured until one takes under a millisecond (on a busy machine not every one
+        # does); from then on it is answered inline.
+        bodies = []
+        for _ in range(60):
+            bodies.append(httpx.get(f"{uncached.url}/sparql", params={"query": COUNT}).content)
+            health = httpx.get(f"{uncached.url}/health").json()
+            if health["inline"] >= 3:
+                break
     finally:
         uncached.stop()
     assert len(set(bodies)) == 1 and json.loads(bodies[0])["results"]["bindings"][0]["n"]["value"] == "19"
     assert health["cache"]["hits"] == 0
-    assert health["inline"] >= 3  # the first was measured in a worker; later ones skip the hand-off
+    assert health["inline"] >= 3  # later ones skip the hand-off
 
 
 def test_a_browser_following_a_query_link_gets_the_editor_with_the_query(server):
@@ -244,6 +258,7 @@ def test_a_browser_following_a_query_link_gets_the_editor_with_the_query(server)
     assert count_of(forced) == 19
 
 
+@pytest.mark.embedded_only("the answer cache's internals, tested on the class itself (no server to vary)")
 def test_the_answer_cache_counts_requests_as_well_as_answers_towards_its_bound():
     from lodpub.serving.sparql_endpoint import AnswerCache, plain, request_size
     cache = AnswerCache(max_bytes=1_000_000)
@@ -267,6 +282,7 @@ def test_an_answer_from_the_cache_has_the_same_head_every_time(server):
     assert len({len(a.headers.multi_items()) for a in answers}) == 1
 
 
+@pytest.mark.embedded_only("the columnar candidate checks the embedded engine's answers")
 def test_the_columnar_candidate_answers_only_what_it_was_checked_on_and_health_counts_it(served_dist):
     from conftest import Server
     server = Server(served_dist, {"LODPUB_RESULT_CACHE_MB": "0", "LODPUB_COLUMNAR_WORKERS": "1"})

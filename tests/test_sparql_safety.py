@@ -8,8 +8,13 @@ import socket
 import time
 
 import httpx
+import pytest
 
 from conftest import BASE
+
+# Every test that takes `server` runs against the embedded server, lodpub in front of Oxigraph's server and
+# lodpub in front of Virtuoso (conftest.py); those about the embedded engine itself say so (embedded_only).
+pytestmark = pytest.mark.every_store
 
 PREFIX = f"PREFIX lp: <{BASE}def/lodpub#> "
 COUNT = PREFIX + "SELECT (COUNT(?m) AS ?n) WHERE { ?m a lp:Measure }"
@@ -79,7 +84,7 @@ def test_a_pathological_query_times_out_while_others_are_answered(server):
         elapsed = time.monotonic() - start
     assert stopped.status_code == 503
     assert "longer than the 3-second limit" in stopped.text
-    assert 2.5 < elapsed < 6
+    assert 2 < elapsed < 6  # a store told the limit (Virtuoso) is given 80 % of it, to stop first
     # The killed worker was replaced: two slow queries at once still both time out, and a quick one still answers.
     with concurrent.futures.ThreadPoolExecutor(3) as pool:
         slow = [pool.submit(httpx.get, f"{server.url}/sparql", params={"query": CARTESIAN + f" # again {i}"},

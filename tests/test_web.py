@@ -11,6 +11,10 @@ import pytest
 
 from conftest import BASE
 
+# Every test that takes `server` runs against the embedded server, lodpub in front of Oxigraph's server and
+# lodpub in front of Virtuoso (conftest.py); those about the embedded engine itself say so (embedded_only).
+pytestmark = pytest.mark.every_store
+
 HTML = {"Accept": "text/html"}
 
 

@@ -116,7 +116,7 @@ def _rows_of_dump(dump: Path, base: str) -> Iterator[tuple[int, str, str, str, s
         yield _number(subject), subject, name, summary, " / ".join(sorted(former))
 
 
-def build_index(cache: Path, store: ox.Store, base: str, version: str, previous: Path | None = None,
+def build_index(cache: Path, store: ox.Store | None, base: str, version: str, previous: Path | None = None,
                 touched: set[str] | None = None, dump: Path | None = None) -> Path:
     """Write ``cache/search.sqlite`` from the store, atomically: afresh, or from the ``previous`` edition's
     index by replacing the rows of the measures ``touched`` (each row's number is its measure's, so both ways
@@ -155,9 +155,9 @@ def build_index(cache: Path, store: ox.Store, base: str, version: str, previous:
     return cache / INDEX
 
 
-def ensure_index(cache: Path, store: ox.Store, base: str, version: str, dump: Path | None = None) -> Path:
-    """The search index in ``cache``, built from the store (or the edition's sorted ``dump``) when missing or
-    built for another edition."""
+def ensure_index(cache: Path, store: ox.Store | None, base: str, version: str, dump: Path | None = None) -> Path:
+    """The search index in ``cache``, built from the store (or the edition's sorted ``dump``, which needs no
+    store) when missing or built for another edition."""
     if index_version(cache / INDEX) == version:
         return cache / INDEX
     return build_index(cache, store, base, version, dump=dump)

@@ -16,7 +16,11 @@ updates, SERVICE and foreign datasets before anything is sent here. Then:
   (the store is asked for SPARQL JSON or N-Triples, parsed, and written in the
   format the client negotiated);
 - an incomplete answer (Virtuoso's "anytime" partial results: HTTP 206, or
-  ``X-SQL-State: S1TAT``) is refused as incomplete, never passed on as a success;
+  ``X-SQL-State: S1TAT``) is never passed on as a success: past the limit lodpub
+  gave the store, it is the client's timeout (the same 503 as from any store);
+  otherwise it is refused as incomplete;
+- a query is parsed here before it is sent: a malformed one gets lodpub's own 400
+  with the parser's position, as from the embedded engine;
 - the store's own errors become 400 (its first line) or 503, never its stack.
 
 Credentials (``store_user`` and ``store_password``, or ``store_token`` for a bearer
@@ -33,11 +37,11 @@ from collections.abc import Callable, Iterable, Sequence
 import httpx
 import pyoxigraph as ox
 
-from lodpub import formats, results
+from lodpub import formats, results, sparql_store
 from lodpub.search import Hit, Search
 from lodpub.serving import pool
 from lodpub.serving.linked_data import Description
-from lodpub.serving.worker import GZIP_LEVEL, GZIP_MIN_BYTES, NATIVE, Outcome, Request
+from lodpub.serving.worker import GZIP_LEVEL, GZIP_MIN_BYTES, MIN_ROW_BYTES, NATIVE, Outcome, Request
 from lodpub.vocab import RDF, RDFS
 
 KIND = "remote"
@@ -46,10 +50,17 @@ NT = formats.N_TRIPLES.media_type
 CHUNK = 1 << 16
 POLL = 0.5  # seconds between checks that the client still wants the answer
 STORE_SHARE = 0.8  # of the time left, what a store that takes a time limit is given
+# An answer up to this size is written on the event loop: a hop to a thread and back costs more than writing it
+# (two wake-ups, milliseconds on a busy machine), as the embedded engine answers cheap requests inline.
+INLINE_BYTES = 8192
 
 
 class StoreFailed(Exception):
     """The store did not answer (unreachable, an error of its own, or an incomplete answer): a 503."""
+
+
+class Incomplete(StoreFailed):
+    """The store stopped at a limit and returned what it had (Virtuoso's "anytime" answer)."""
 
 
 class Remote:
@@ -71,7 +82,8 @@ class Remote:
         self._headers = headers or {}
         self._client: httpx.AsyncClient | None = None
         self._lookups = httpx.Client(auth=auth, headers=self._headers, timeout=timeout)
-        self.counts = {"queries": 0, "timeouts": 0, "failed": 0, "incomplete": 0}
+        # As the embedded engine counts them (``/health``); nothing waits here for a worker, so none waits out.
+        self.counts = {"queries": 0, "timeouts": 0, "failed": 0, "incomplete": 0, "abandoned": 0, "waited_out": 0}
         self.running = 0  # queries sent to the store and not yet answered
         self._ready = False
 
@@ -81,8 +93,8 @@ class Remote:
         self._client = httpx.AsyncClient(auth=self._auth, headers=self._headers, timeout=None)
         answer = await asyncio.to_thread(self._select, "ASK { ?s ?p ?o }")
         if answer is not True:
-            raise StoreFailed(f"the store at {self.url} holds nothing in the graph <{self.graph}>: load the "
-                              "edition into it first (lodpub publish --to)")
+            raise StoreFailed(f"the store at {sparql_store.shown(self.url)} holds nothing in the graph "
+                              f"<{self.graph}>: load the edition into it first (lodpub publish --to)")
         self._ready = True
 
     async def stop(self) -> None:
@@ -96,8 +108,8 @@ class Remote:
 
     @property
     def stats(self) -> dict[str, object]:
-        return {"store": self.url, "graph": self.graph, **self.counts, "running": self.running, "waiting": 0,
-                "ready": {KIND: int(self._ready)}}
+        return {"store": sparql_store.shown(self.url), "graph": self.graph, **self.counts, "running": self.running,
+                "waiting": 0, "ready": {KIND: int(self._ready)}}
 
     def recent(self, count: int) -> list[tuple[Request, float]]:
         return []  # nothing to warm: the store's caches are its own
@@ -113,6 +125,9 @@ class Remote:
         and written as the embedded engine writes it. Raises QueryTimeout (pool.TimedOut), ClientGone
         (pool.Abandoned) or StoreFailed."""
         assert self._client is not None, "the dataset is not started"
+        error = syntax_error(request.query)
+        if error:  # lodpub's own 400, with the position, as the embedded engine gives it: nothing is sent
+            return Outcome(b"", error=error, store=KIND)
         loop = asyncio.get_running_loop()
         deadline = (loop.time() if arrived is None else arrived) + self.timeout
         self.counts["queries"] += 1
@@ -131,8 +146,17 @@ class Remote:
                     raise pool.TimedOut(KIND, time.perf_counter() - started)
                 await asyncio.wait((fetch,), timeout=min(remaining, POLL))
                 if not fetch.done() and gone is not None and gone():
+                    self.counts["abandoned"] += 1
                     raise pool.Abandoned
-            status, body, too_large = fetch.result()
+            try:
+                status, body, too_large = fetch.result()
+            except Incomplete:
+                if not self.timeout_parameter:
+                    raise
+                # It stopped at the share of the client's limit it was given: to the client, the query ran past
+                # its limit, as it would have with any store (and the partial answer is never passed on).
+                self.counts["timeouts"] += 1
+                raise pool.TimedOut(KIND, time.perf_counter() - started) from None
         finally:
             self.running -= 1
             if not fetch.done():
@@ -141,7 +165,10 @@ class Remote:
             return Outcome(b"", too_large=True, store=KIND)
         if status == 400:
             return Outcome(b"", error=f"the store refused the query: {_first_line(body)}", store=KIND)
-        outcome = await asyncio.to_thread(self._written, body, graph_answer, request)
+        if len(body) <= INLINE_BYTES:
+            outcome = self._written(body, graph_answer, request)
+        else:
+            outcome = await asyncio.to_thread(self._written, body, graph_answer, request)
         if request.gzip and len(outcome.body) >= GZIP_MIN_BYTES:
             outcome = Outcome(gzip.compress(outcome.body, GZIP_LEVEL, mtime=0), outcome.truncated, gzipped=True,
                               store=KIND)
@@ -155,11 +182,12 @@ class Remote:
             async with self._client.stream("GET", self.url, params=params, headers={"Accept": accept}) as response:
                 if response.status_code == 206 or response.headers.get("x-sql-state") == "S1TAT":
                     self.counts["incomplete"] += 1
-                    raise StoreFailed("the store's answer was incomplete (it stopped at its own limit and "
-                                      "returned what it had): make the query more specific or add a LIMIT")
+                    raise Incomplete("the store's answer was incomplete (it stopped at its own limit and "
+                                     "returned what it had): make the query more specific or add a LIMIT")
                 if response.status_code >= 500 or response.status_code not in (200, 400):
                     self.counts["failed"] += 1
-                    raise StoreFailed(f"the store answered {response.status_code}")
+                    raise StoreFailed(sparql_store.refused(self.url, response.status_code, self._sent())
+                                      or f"the store answered {response.status_code}")
                 body = bytearray()
                 async for chunk in response.aiter_bytes(CHUNK):
                     body += chunk
@@ -182,6 +210,8 @@ class Remote:
                 answer = ox.parse_query_results(body, ox.QueryResultsFormat.JSON)
                 if isinstance(answer, ox.QueryBoolean):
                     return Outcome(results.boolean(bool(answer), request.fmt), store=KIND)
+                if len(body) < MIN_ROW_BYTES["json"] * request.max_rows:  # too short to hold more rows than the cap
+                    return Remote._checked(answer.serialize(format=NATIVE[request.fmt]) or b"", False, request)
                 variables = [v.value for v in answer.variables]
                 rows, truncated = results.capped((tuple(solution) for solution in answer), request.max_rows)
                 if truncated:  # written here, the cut declared, as the embedded engine writes a capped answer
@@ -192,6 +222,10 @@ class Remote:
                     written = whole.serialize(format=NATIVE[request.fmt]) or b""
         except SyntaxError as exc:
             raise StoreFailed(f"the store's answer could not be read: {_first_line(str(exc).encode())}") from None
+        return Remote._checked(written, truncated, request)
+
+    @staticmethod
+    def _checked(written: bytes, truncated: bool, request: Request) -> Outcome:
         if len(written) > request.max_bytes:
             return Outcome(b"", truncated, too_large=True, store=KIND)
         return Outcome(written, truncated, store=KIND)
@@ -206,13 +240,20 @@ class Remote:
         except httpx.HTTPError as exc:
             raise StoreFailed(f"the store could not be reached ({type(exc).__name__})") from None
         if response.status_code != 200:
-            raise StoreFailed(f"the store answered {response.status_code} to a lookup")
+            raise StoreFailed(sparql_store.refused(self.url, response.status_code, self._sent())
+                              or f"the store answered {response.status_code} to a lookup")
         answer = ox.parse_query_results(response.content, ox.QueryResultsFormat.JSON)
         if isinstance(answer, ox.QueryBoolean):
             return bool(answer)
         names = [v.value for v in answer.variables]
         return [{name: term for name, term in zip(names, solution, strict=True) if term is not None}
                 for solution in answer]
+
+    def _sent(self) -> str:
+        """Which credentials go to the store, in words (``sparql_store.given``; never their values)."""
+        if isinstance(self._auth, httpx.BasicAuth):
+            return "basic credentials"
+        return "a bearer token" if "Authorization" in self._headers else "no credentials"
 
     def _rows(self, query: str) -> list[dict[str, ox.Term]]:
         found = self._select(query)
@@ -264,6 +305,22 @@ class Remote:
 
     def search(self, text: str, size: int, offset: int) -> tuple[list[Hit], int]:
         return self.index.find(text, size, offset)  # the edition's own index, built from its dump
+
+
+# Empty and in memory: a query is parsed here before it is sent, so that a malformed one gets the parser's message
+# and position, whatever the store would have said (on nothing, a SELECT or CONSTRUCT is only planned).
+_PARSER = ox.Store()
+
+
+def syntax_error(query: str) -> str:
+    """pyoxigraph's first line about what is wrong with ``query`` ("error at 1:24: ..."), "" if it parses."""
+    try:
+        _PARSER.query(query)
+    except SyntaxError as exc:
+        return _first_line(str(exc).encode())
+    except (OSError, ValueError, TypeError):
+        return ""  # it parsed: evaluating it is the store's business
+    return ""
 
 
 def _first_line(body: bytes, limit: int = 200) -> str:
