@@ -162,7 +162,7 @@ def test_a_resource_page_says_when_it_last_changed_and_links_its_versions(served
     assert f'<a href="/memento/{names[0]}/measure/4">' in page and f'<a href="/memento/{names[1]}/measure/4">' in page
     assert f"/memento/{names[2]}/measure/4" not in page  # unchanged in the third edition: no version of its own
     document = httpx.get(f"{server.url}/doc/measure/4", headers={"Accept": "text/turtle"})
-    assert f'<{server.url}/timegate/measure/4>; rel="timegate"' in document.headers["link"]
+    assert f'<{BASE}timegate/measure/4>; rel="timegate"' in document.headers["link"]
 
 
 def test_memento_timegate_timemap_and_mementos(served):
@@ -170,8 +170,8 @@ def test_memento_timegate_timemap_and_mementos(served):
     timemap = httpx.get(f"{server.url}/timemap/measure/4")
     assert timemap.headers["content-type"] == "application/link-format"
     assert timemap.text.splitlines()[3:] == [
-        f'<{server.url}/memento/{names[0]}/measure/4>;rel="first memento";datetime="{memento_date(0)}",',
-        f'<{server.url}/memento/{names[1]}/measure/4>;rel="last memento";datetime="{memento_date(1)}"']
+        f'<{BASE}memento/{names[0]}/measure/4>;rel="first memento";datetime="{memento_date(0)}",',
+        f'<{BASE}memento/{names[1]}/measure/4>;rel="last memento";datetime="{memento_date(1)}"']
     for asked, expected in ((memento_date(0), names[0]), ("Thu, 01 Jan 2026 12:00:00 GMT", names[0]),
                             (memento_date(1), names[1]), ("Sat, 01 Jan 2050 00:00:00 GMT", names[1]),
                             ("Mon, 01 Jan 1990 00:00:00 GMT", names[0]), (None, names[1])):
@@ -181,7 +181,7 @@ def test_memento_timegate_timemap_and_mementos(served):
     old = httpx.get(f"{server.url}/memento/{names[0]}/measure/4", headers={"Accept": "text/turtle"})
     assert old.headers["memento-datetime"] == memento_date(0)
     assert "多摩の魅力発信プロジェクト" in old.text and "多摩の魅力発信事業" not in old.text
-    assert f'<{server.url}/doc/measure/4>; rel="original"' in old.headers["link"]
+    assert f'<{BASE}doc/measure/4>; rel="original"' in old.headers["link"]
     assert old.headers["cache-control"] == "public, max-age=31536000, immutable"
     html = httpx.get(f"{server.url}/memento/{names[0]}/measure/4").text
     assert "<h1>多摩の魅力発信プロジェクト</h1>" in html and "現在の記述" in html
@@ -190,6 +190,22 @@ def test_memento_timegate_timemap_and_mementos(served):
     gone = httpx.get(f"{server.url}/timemap/measure/19")  # ended in the second edition: one version remains
     assert gone.status_code == 200 and f"/memento/{names[0]}/measure/19" in gone.text
     assert httpx.get(f"{server.url}/timemap/measure/999").status_code == 404
+
+
+def test_memento_links_name_the_configured_base_whatever_host_the_client_sent(served):
+    """They are cached publicly (a TimeMap for 300 s, a memento for good): built from the Host a client sent,
+    one client could make a shared cache hand everyone links to a host of its choosing."""
+    server, names = served
+    elsewhere = {"Host": "elsewhere.example", "X-Forwarded-Host": "elsewhere.example"}
+    answers = [httpx.get(f"{server.url}{path}", headers=elsewhere) for path in (
+        "/doc/measure/4", "/doc/measure/4.ttl", "/id/measure/4", "/timegate/measure/4", "/timemap/measure/4",
+        f"/memento/{names[0]}/measure/4", f"/memento/{names[0]}/measure/4.ttl")]
+    assert [a.status_code for a in answers] == [200, 200, 303, 302, 200, 200, 200]
+    for answer in answers:
+        said = answer.headers.get("link", "") + (answer.text if "link-format" in answer.headers.get("content-type", "") else "")
+        assert "elsewhere" not in said and "127.0.0.1" not in said, answer.url
+        assert f'<{BASE}timegate/measure/4>' in said, answer.url
+    assert answers[4].text.count(f"<{BASE}memento/") == 2
 
 
 def test_a_pruned_edition_is_gone_from_the_history_too(tmp_path):

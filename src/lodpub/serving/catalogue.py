@@ -28,7 +28,7 @@ async def dataset(request: Request) -> Response:
     if fmt is formats.HTML:
         return web.landing(edition, request)
     if fmt is formats.TURTLE:
-        return downloads.serve(request, edition.downloads, "void.ttl")
+        return downloads.serve(request, edition.downloads, "void.ttl", negotiated=True)
     return rdf(edition, edition.void, fmt, {"Vary": "Accept"})
 
 

@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from lodpub import formats, iris
-from lodpub.serving import downloads, history, web
+from lodpub.serving import caching, downloads, history, web
 from lodpub.serving.edition import Edition, edition_of
 from lodpub.serving.responses import document_format, not_found, rdf, settings_of, split_extension
 
@@ -58,6 +58,7 @@ async def document(request: Request, kind: str, ident: str) -> Response:
         versions = await run_in_threadpool(request.app.state.history.versions, edition, iri)
         response = web.resource_page(edition, request, description, page, path, timemap=iris.timemap(kind, stem),
                                      versions=history.page_versions(versions, kind, stem, web.language(request)))
+        caching.add_vary(headers, *response.headers["vary"].split(","))  # a page varies by language too
         response.headers.update(headers)
         return response
     description = await run_in_threadpool(edition.data.describe, iri)
@@ -76,6 +77,6 @@ async def vocabulary(request: Request, name: str) -> Response:
     if fmt is formats.HTML:
         return web.vocabulary_page(edition, request, stem)
     if fmt is formats.TURTLE:
-        return downloads.serve(request, edition.downloads, source)
+        return downloads.serve(request, edition.downloads, source, negotiated=True)
     triples = [q.triple for q in ox.parse(path=str(edition.path / source), format=ox.RdfFormat.TURTLE)]
     return rdf(edition, triples, fmt, headers)

@@ -13,16 +13,17 @@ from starlette.responses import FileResponse, RangeNotSatisfiable, Response
 
 from lodpub import formats
 from lodpub.published import sha256_file
+from lodpub.serving import caching
 from lodpub.serving.negotiation import accepts_gzip
 
 if TYPE_CHECKING:
     from lodpub.serving.edition import Files
 
-VERSIONED_CACHE = "public, max-age=31536000, immutable"
+VERSIONED_CACHE = caching.IMMUTABLE
 # More ranges than this in one request are ignored: the whole file, 200 (Apache's MaxRanges does the same
 # at 200). Downloaders ask for one; starlette alone would build a multipart answer of up to 100 parts.
 MAX_RANGES = 16
-PLAIN_CACHE = "public, max-age=300"
+PLAIN_CACHE = caching.CURRENT
 
 
 @dataclass(frozen=True)
@@ -63,8 +64,7 @@ def index(edition: Path, described: dict[str, tuple[int, str]] | None = None) ->
 def _not_modified(request: Request, etag: str, last_modified: str) -> bool:
     if_none_match = request.headers.get("if-none-match")
     if if_none_match is not None:
-        tags = {t.strip().removeprefix("W/") for t in if_none_match.split(",")}
-        return "*" in tags or etag in tags
+        return caching.matches(if_none_match, etag)
     since = request.headers.get("if-modified-since")
     if since:
         try:
@@ -74,9 +74,10 @@ def _not_modified(request: Request, etag: str, last_modified: str) -> bool:
     return False
 
 
-def serve(request: Request, edition: Files, name: str, versioned: bool = False) -> Response:
+def serve(request: Request, edition: Files, name: str, versioned: bool = False, negotiated: bool = False) -> Response:
     """A file of ``edition``, gzipped from its precompressed twin when the client accepts that; at
-    ``/data/<edition>/FILE`` (``versioned``) cached for good, since those bytes never change."""
+    ``/data/<edition>/FILE`` (``versioned``) cached for good, since those bytes never change. A file given
+    for a path whose answer ``Accept`` chose (``negotiated``: ``/`` in Turtle) varies by ``Accept`` too."""
     files, last_modified = edition.files, edition.last_modified
     plain = files[name]
     chosen, encoding = plain, None
@@ -89,7 +90,7 @@ def serve(request: Request, edition: Files, name: str, versioned: bool = False) 
         "ETag": chosen.etag,
         "Last-Modified": last_modified,
         "Cache-Control": VERSIONED_CACHE if versioned else PLAIN_CACHE,
-        "Vary": "Accept-Encoding",
+        "Vary": caching.NEGOTIATED if negotiated else "Accept-Encoding",
         "Link": f'</data/{edition.edition}/{plain.name}>; rel="alternate"' if not versioned else "",
     }
     headers = {k: v for k, v in headers.items() if v}

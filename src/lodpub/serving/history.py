@@ -27,13 +27,13 @@ from starlette.responses import JSONResponse, PlainTextResponse, RedirectRespons
 
 from lodpub import changes, formats, iris, snapshots
 from lodpub.metadata import moment
-from lodpub.serving import downloads, negotiation, pages, web
+from lodpub.serving import caching, downloads, negotiation, pages, web
 from lodpub.serving.edition import Edition, Editions, edition_of
 from lodpub.serving.linked_data import Description, LinkedData
 from lodpub.serving.responses import document_format, edition_gone_or_missing, rdf, split_extension
 from lodpub.snapshots import Snapshot
 
-IMMUTABLE = downloads.VERSIONED_CACHE
+IMMUTABLE = caching.IMMUTABLE
 LINK_FORMAT = "application/link-format"
 KEPT = 64  # editions whose changes are kept in memory
 
@@ -144,7 +144,7 @@ async def edition_changes(request: Request, name: str) -> Response:
     fmt = negotiation.choose_or_first((formats.HTML, formats.GRAPH[0], formats.JSON),
                                       request.headers.get("accept"), request.query_params.get("format"))
     if fmt.name == "ttl":
-        return downloads.serve(request, files, "changes.ttl", versioned=True)
+        return downloads.serve(request, files, "changes.ttl", versioned=True, negotiated=True)
     found = await run_in_threadpool(history.changes_of, name)
     lang = web.language(request)
     if fmt.name == "json":
@@ -197,8 +197,9 @@ def page_versions(versions: list[Version], kind: str, ident: str, lang: str) -> 
 
 
 def links(request: Request, kind: str, ident: str, versions: list[Version] | None = None) -> str:
-    """The Memento ``Link`` header of a resource's original, TimeGate and TimeMap (and its mementos)."""
-    root = str(request.base_url).rstrip("/")
+    """The Memento ``Link`` header of a resource's original, TimeGate and TimeMap (and its mementos), under the
+    configured base: never the Host the client sent, which a shared cache would hand to everyone."""
+    root = edition_of(request).base.rstrip("/")
     out = [f'<{root}{iris.document(kind, ident)}>; rel="original"',
            f'<{root}{iris.timegate(kind, ident)}>; rel="timegate"',
            f'<{root}{iris.timemap(kind, ident)}>; rel="timemap"; type="{LINK_FORMAT}"']
@@ -241,7 +242,7 @@ async def timemap(request: Request, kind: str, ident: str) -> Response:
     versions = await _versions(request, kind, ident)
     if not versions:
         return PlainTextResponse(NO_VERSION, status_code=404)
-    root = str(request.base_url).rstrip("/")
+    root = edition_of(request).base.rstrip("/")  # the configured base, as in ``links``
     lines = [f'<{root}{iris.document(kind, ident)}>;rel="original"',
              f'<{root}{iris.timegate(kind, ident)}>;rel="timegate"',
              f'<{root}{iris.timemap(kind, ident)}>;rel="self";type="{LINK_FORMAT}";'
@@ -251,7 +252,7 @@ async def timemap(request: Request, kind: str, ident: str) -> Response:
         if len(versions) == 1:
             rel = "first last memento"
         lines.append(f'<{root}{iris.memento(v.edition, kind, ident)}>;rel="{rel}";datetime="{v.http_date}"')
-    return Response(",\n".join(lines) + "\n", media_type=LINK_FORMAT, headers={"Cache-Control": "public, max-age=300"})
+    return Response(",\n".join(lines) + "\n", media_type=LINK_FORMAT, headers={"Cache-Control": caching.CURRENT})
 
 
 @router.api_route("/memento/{name}/{kind}/{ident}", methods=["GET", "HEAD"])
@@ -277,6 +278,7 @@ async def memento(request: Request, name: str, kind: str, ident: str) -> Respons
         response = web.resource_page(edition, request, description, 1, iris.memento(name, kind, stem), ld=ld,
                                      memento={"edition": name, "issued": version.issued,
                                               "current": iris.document(kind, stem)})
+        caching.add_vary(headers, *response.headers["vary"].split(","))  # a page varies by language too
         response.headers.update(headers)
         return response
     return rdf(edition, own, fmt, headers)

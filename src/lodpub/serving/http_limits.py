@@ -169,7 +169,7 @@ class BoundedProtocol(HttpToolsProtocol):
             body = (str(refusal) + "\n").encode()
             head = [STATUS_LINE[refusal.status]]
             head += [name + b": " + value + b"\r\n" for name, value in self.server_state.default_headers]
-            head += [b"content-type: text/plain; charset=utf-8\r\n",
+            head += [b"content-type: text/plain; charset=utf-8\r\n", b"cache-control: no-store\r\n",
                      b"content-length: %d\r\n" % len(body), b"connection: close\r\n\r\n"]
             self.transport.write(b"".join(head) + body)
             if self.transport.can_write_eof():
@@ -278,7 +278,7 @@ class Guard:
             body = (message + "\n").encode()
             await send({"type": "http.response.start", "status": status, "headers": [
                 (b"content-type", b"text/plain; charset=utf-8"), (b"content-length", b"%d" % len(body)),
-                (b"access-control-allow-origin", b"*")]})
+                (b"access-control-allow-origin", b"*"), (b"cache-control", b"no-store")]})
             await send({"type": "http.response.body", "body": body})  # uvicorn drops it for HEAD
             return self.record(scope, status, len(body) if scope["method"] != "HEAD" else 0, start)
         if scope["method"] == "OPTIONS" and scope["path"] == "*":  # the server as a whole

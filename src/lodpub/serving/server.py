@@ -19,12 +19,13 @@ from fastapi import FastAPI
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import FileResponse, Response
 from starlette.staticfiles import StaticFiles
 
 from lodpub import formats
 from lodpub.serving import catalogue, documents, history, http_limits, metrics, negotiation, site, sparql_endpoint
 from lodpub.serving.access_log import AccessLog
+from lodpub.serving.caching import Policy
 from lodpub.serving.edition import EDITION_KEY, Editions
 from lodpub.serving.events import event
 from lodpub.serving.history import History
@@ -69,11 +70,11 @@ def create_app(dist: Path, settings: Settings) -> http_limits.Guard:
 
     for area in (site, documents, catalogue, history):
         app.include_router(area.router)
-    app.mount("/static", StaticFiles(directory=Path(__file__).resolve().parent / "static"), name="static")
+    app.mount("/static", PackageFiles(directory=Path(__file__).resolve().parent / "static"), name="static")
     app.add_middleware(CORSMiddleware, allow_origins=["*"], allow_credentials=False,
                        allow_methods=["GET", "POST", "HEAD", "OPTIONS"], allow_headers=["*"],
                        expose_headers=[name.strip() for name in sparql_endpoint.EXPOSED.decode().split(",")])
-    logged = AccessLog(app)
+    logged = AccessLog(Policy(app, settings, lambda scope: scope[EDITION_KEY].name))
     app.state.endpoint = sparql_endpoint.Endpoint(settings, logged, wants_editor, logged.record)
     metrics.register(lambda: serving_state(editions))
     scoped = EditionScope(app.state.endpoint, editions)
@@ -81,6 +82,17 @@ def create_app(dist: Path, settings: Settings) -> http_limits.Guard:
 
 
 EDITION_HEADER = b"lodpub-edition"
+
+
+class PackageFiles(StaticFiles):
+    """The package's own files (``/static``), without the ETag and Last-Modified starlette makes of their
+    mtime, which two installs of one release do not share: ``caching.Policy`` gives them the rule's ETag."""
+
+    def file_response(self, full_path, stat_result, scope, status_code: int = 200) -> Response:
+        response = FileResponse(full_path, status_code=status_code, stat_result=stat_result)
+        del response.headers["etag"]
+        del response.headers["last-modified"]
+        return response
 
 
 class EditionScope:

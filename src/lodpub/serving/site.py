@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from lodpub import formats
-from lodpub.serving import metrics, sparql_endpoint, web
+from lodpub.serving import caching, metrics, sparql_endpoint, web
 from lodpub.serving.edition import edition_of
 from lodpub.serving.responses import document_format, not_found, rdf, settings_of
 
@@ -27,7 +27,7 @@ async def sparql(request: Request) -> Response:
     fmt = document_format(request, "")
     if fmt is formats.HTML:
         return web.query_editor(edition, request)
-    description = sparql_endpoint.service_description(edition.settings, edition.triples)
+    description = sparql_endpoint.service_description(edition.settings, edition.graph_triples)
     return rdf(edition, description, fmt, {"Vary": "Accept"})
 
 
@@ -55,7 +55,8 @@ async def health(request: Request) -> JSONResponse:
                          "issued": edition.ref.issued, "dataset": edition.name, "triples": edition.triples,
                          "switches": request.app.state.editions.switches, **edition.data.stats,
                          "turned_away": request.app.state.endpoint.turned_away, "cache": edition.answers.stats()},
-                        status_code=200 if ready else 503, headers={} if ready else {"Retry-After": "1"})
+                        status_code=200 if ready else 503,
+                        headers={"Cache-Control": caching.NO_STORE, **({} if ready else {"Retry-After": "1"})})
 
 
 @router.get("/metrics")
@@ -65,4 +66,4 @@ async def prometheus(request: Request) -> Response:
     if not metrics.allowed(settings.metrics, request.client.host if request.client else None):
         return not_found(request, 404, f"{settings.base}metrics")
     body, media_type = metrics.exposition()
-    return Response(body, media_type=media_type, headers={"Cache-Control": "no-store"})
+    return Response(body, media_type=media_type, headers={"Cache-Control": caching.NO_STORE})

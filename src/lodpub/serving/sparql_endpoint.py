@@ -21,7 +21,7 @@ import pyoxigraph as ox
 from starlette.responses import Response
 
 from lodpub import formats
-from lodpub.serving import engine, http_limits, negotiation, sparql_guard
+from lodpub.serving import caching, engine, http_limits, negotiation, sparql_guard
 from lodpub.serving.dataset import Dataset
 from lodpub.serving.metrics import CACHE_HIT, CACHE_MISS
 from lodpub.serving.remote import StoreFailed
@@ -65,6 +65,9 @@ class Reply:
 
 
 def plain(status: int, message: str, headers: dict[str, str] | None = None) -> Reply:
+    """A message; an error is never stored by a cache (``caching.py``)."""
+    if status >= 400:
+        headers = {**(headers or {}), "Cache-Control": caching.NO_STORE}
     return Reply.of(status, (message.rstrip() + "\n").encode(), "text/plain; charset=utf-8", headers)
 
 
@@ -128,6 +131,7 @@ PREPARED_MAX_BYTES = 16_384  # a request larger than this is read afresh each ti
 class Prepared:
     job: engine.Request
     media_type: str
+    what: bytes = b""  # the answer's identity within an edition, for its ETag (caching.representation)
 
 
 class Disconnected:
@@ -167,6 +171,7 @@ class Endpoint:
         # send the same queries again and again, and reading one costs more than a small query takes.
         self.prepared: OrderedDict[RequestKey, Prepared] = OrderedDict()
         self.clients: dict[str, int] = {}  # queries running or waiting, by connecting address
+        self.tags = caching.Tags(settings)
         self.turned_away = 0  # requests refused (429) because their client had its share already
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -186,7 +191,7 @@ class Endpoint:
         arrived = asyncio.get_running_loop().time()  # the time limit counts from here
         cache = edition.answers
         headers = {name: value for name, value in scope["headers"]
-                   if name in (b"accept", b"content-type", b"content-length", b"accept-encoding")}
+                   if name in (b"accept", b"content-type", b"content-length", b"accept-encoding", b"if-none-match")}
         accept = headers.get(b"accept", b"").decode("latin-1")
         encodings = headers.get(b"accept-encoding", b"")
         try:
@@ -195,10 +200,14 @@ class Endpoint:
                 key: RequestKey = (scope["query_string"], headers.get(b"content-type"), body, accept, encodings)
             else:
                 body, key = b"", (scope["query_string"], accept, encodings)
+            # GET and HEAD answers carry an ETag that any front computes alike (caching.py), and a 304 may come
+            # before the query runs; a POST's answer is not one a cache keeps.
+            condition = headers.get(b"if-none-match", b"").decode("latin-1") if method != "POST" else ""
             cached = cache.get(key)
             if cached is not None:
+                cached = _conditional(cached, condition)
                 await cached.send(send)
-                return self.record(scope, 200, len(cached.body) if method != "HEAD" else 0, start)
+                return self.record(scope, cached.status, len(cached.body) if method != "HEAD" else 0, start)
             prepared = self.prepared.get(key)
             if prepared is None:
                 params = parse_qs(scope["query_string"].decode("latin-1"), keep_blank_values=True)
@@ -209,10 +218,17 @@ class Endpoint:
                     _add_body(params, body, headers.get(b"content-type", b"").decode("latin-1"))
                 prepared = self.prepare(params, accept, negotiation.accepts_gzip(encodings.decode("latin-1")))
                 self._remember(key, prepared)
-            reply = await self.answer(edition.data, prepared, Disconnected(receive), arrived,
-                                      (scope.get("client") or ("",))[0])
-            if reply.status == 200:
-                cache.put(key, reply)
+            tagged = {} if method == "POST" else {"ETag": self.tags.etag(edition.name, prepared.what),
+                                                  "Cache-Control": caching.CURRENT}
+            if condition and tagged and caching.matches(condition, tagged["ETag"], star=False):
+                reply = _conditional(Reply.of(200, b"", prepared.media_type, {**tagged, "Vary": caching.NEGOTIATED}),
+                                     condition)  # not run: the same edition gives the same answer
+            else:
+                reply = await self.answer(edition.data, prepared, Disconnected(receive), arrived,
+                                          (scope.get("client") or ("",))[0], tagged)
+                if reply.status == 200:
+                    cache.put(key, reply)
+                reply = _conditional(reply, condition)
         except ProtocolError as exc:
             reply = plain(exc.status, str(exc), exc.headers)
         except Exception:
@@ -239,7 +255,9 @@ class Endpoint:
         job = engine.Request(query=query, fmt=fmt.name, max_rows=settings.max_rows,
                              max_bytes=settings.max_response_bytes,
                              truncated_link=f"{settings.base}sparql#truncated", prefixes=self.prefixes, gzip=gzip)
-        return Prepared(job, fmt.media_type + ("; charset=utf-8" if fmt.media_type.startswith("text/") else ""))
+        media_type = fmt.media_type + ("; charset=utf-8" if fmt.media_type.startswith("text/") else "")
+        return Prepared(job, media_type, caching.representation("/sparql", params, media_type,
+                                                                "gzip" if gzip else "identity"))
 
     def _remember(self, key: RequestKey, prepared: Prepared) -> None:
         if request_size(key) > PREPARED_MAX_BYTES:
@@ -249,9 +267,9 @@ class Endpoint:
             self.prepared.popitem(last=False)
 
     async def answer(self, data: Dataset, prepared: Prepared, gone: Disconnected,
-                     arrived: float | None = None, client: str = "") -> Reply:
+                     arrived: float | None = None, client: str = "", tagged: dict[str, str] | None = None) -> Reply:
         """Evaluate a prepared query in a worker within the time limit counted from ``arrived``, at most
-        ``client_queries`` at once for one ``client``, and turn what comes back into a reply."""
+        ``client_queries`` at once for one ``client``, and turn what comes back into a reply (+ ``tagged``)."""
         settings = self.settings
         held = self.clients.get(client, 0)
         if settings.client_queries and held >= settings.client_queries:
@@ -300,13 +318,19 @@ class Endpoint:
         if outcome.too_large:
             raise ProtocolError(422, f"the answer is larger than the {settings.max_response_bytes:,}-byte limit; "
                                      "add a LIMIT or select fewer variables")
-        headers = {"Vary": "Accept, Accept-Encoding"}
+        headers = {"Vary": caching.NEGOTIATED, **(tagged or {})}
         if outcome.gzipped:
             headers["Content-Encoding"] = "gzip"
         if outcome.truncated:
             headers["X-SPARQL-MaxRows"] = str(settings.max_rows)
             headers["Warning"] = f'199 lodpub "results truncated to the first {settings.max_rows} rows"'
         return Reply.of(200, outcome.body, prepared.media_type, headers)
+
+
+def _conditional(reply: Reply, condition: str) -> Reply:
+    """``reply``, or its 304 where ``If-None-Match`` names its ETag (or is ``*``)."""
+    kept = caching.revalidated(reply.status, reply.headers, condition)
+    return reply if kept is None else Reply(304, kept, b"")
 
 
 async def read_body(receive: Receive, length: bytes | None, limit: int) -> bytes:

@@ -83,7 +83,8 @@ def render(edition: Edition, request: Request, template: str, status: int = 200,
         lang=lang, site_title=settings.title_ja if lang == "ja" else settings.title_en,
         license=settings.license, switch={code: switch_url(request, code) for code in LANGUAGES},
         query=request.query_params.get("q", ""), **context)
-    response = HTMLResponse(html, status_code=status, headers={"Vary": "Accept, Accept-Language, Cookie"})
+    response = HTMLResponse(html, status_code=status, headers={"Vary": "Accept, Accept-Language, Cookie",
+                                                               "Content-Language": lang})
     if request.query_params.get("lang") in LANGUAGES:
         response.set_cookie("lang", request.query_params["lang"], max_age=365 * 24 * 3600, samesite="lax")
     return response
