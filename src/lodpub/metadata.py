@@ -10,18 +10,19 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from datetime import date as Date
 from pathlib import Path
 
 from pyoxigraph import Literal, NamedNode, RdfFormat, Triple, parse
 
-from lodpub import formats, iris
+from lodpub import dcat_ap, formats, iris
 from lodpub.settings import Settings
-from lodpub.vocab import DCAT, DCTERMS, RDF, SPDX, VOID, XSD, lodpub
+from lodpub.vocab import DCAT, DCATAP, DCTERMS, PROV, RDF, RDFS, SPDX, VOID, XSD, lodpub
 
-IANA = "https://www.iana.org/assignments/media-types/"
+DUMPS = ("measures.ttl", "measures.nt", "measures.jsonld")  # the dataset's own dumps: each a void:dataDump
 
 
 @dataclass(frozen=True)
@@ -102,8 +103,10 @@ def date(text: str) -> Literal:
 
 def describe(settings: Settings, counts: Counts, files: Sequence[FileInfo],
              sources: Sequence[tuple[NamedNode, str, int, str]], modified: str,
-             edition: EditionRef) -> list[Triple]:
-    """Triples describing the dataset series, this edition, their distributions and sources."""
+             edition: EditionRef, span: tuple[Date, Date] | None = None) -> list[Triple]:
+    """Triples describing the dataset series, this edition, their distributions and sources, and the catalogue
+    around them (``dcat_ap.py``); ``span``: the temporal coverage of the data. ``void:triples`` counts the
+    dataset's triples (those of its dumps), never the description's."""
     base = settings.base
     lp = lodpub(base)
     dataset = NamedNode(settings.dataset_iri)
@@ -118,10 +121,11 @@ def describe(settings: Settings, counts: Counts, files: Sequence[FileInfo],
     add(Triple(dataset, DCTERMS.description, Literal(settings.description_ja, language="ja")))
     add(Triple(dataset, DCTERMS.description, Literal(settings.description_en, language="en")))
     add(Triple(dataset, DCTERMS.publisher, NamedNode(iris.government(base))))
-    add(Triple(dataset, DCTERMS.license, NamedNode(settings.license)))
+    add(Triple(dataset, DCTERMS.license, dcat_ap.licence(settings)))
     add(Triple(dataset, DCTERMS.issued, date(settings.issued)))
     add(Triple(dataset, DCTERMS.modified, date(modified)))
-    add(Triple(dataset, DCTERMS.language, NamedNode("http://id.loc.gov/vocabulary/iso639-1/ja")))
+    for language in dcat_ap.languages():
+        add(Triple(dataset, DCTERMS.language, language))
     add(Triple(dataset, DCTERMS.conformsTo, NamedNode(base + "def/shapes")))
     add(Triple(dataset, VOID.vocabulary, NamedNode(str(lp))))
     add(Triple(dataset, VOID.uriSpace, Literal(iris.space(base))))
@@ -134,8 +138,8 @@ def describe(settings: Settings, counts: Counts, files: Sequence[FileInfo],
         add(Triple(partition, VOID["class"], NamedNode(iri)))
         add(Triple(partition, VOID.entities, Literal(str(count), datatype=XSD.integer)))
 
-    for source, name, size, sha in sources:
-        add(Triple(dataset, DCTERMS.source, source))
+    for source, name, size, sha in sources:  # a file, not a dcat:Dataset (which dcterms:source would name)
+        add(Triple(dataset, PROV.wasDerivedFrom, source))
         add(Triple(source, DCTERMS.title, Literal(name)))
         add(Triple(source, DCAT.byteSize, Literal(str(size), datatype=XSD.nonNegativeInteger)))
         _checksum(add, source, sha)
@@ -157,35 +161,84 @@ def describe(settings: Settings, counts: Counts, files: Sequence[FileInfo],
             add(Triple(node, DCAT.prev, edition_iri(settings, earlier.previous)))
     add(Triple(this, DCTERMS.title, Literal(f"{settings.title_ja}（版 {edition.name}）", language="ja")))
     add(Triple(this, DCTERMS.title, Literal(f"{settings.title_en} (edition {edition.name})", language="en")))
+    add(Triple(this, DCTERMS.description, Literal(f"{settings.description_ja}（版 {edition.name}）", language="ja")))
+    add(Triple(this, DCTERMS.description, Literal(f"{settings.description_en} Edition {edition.name}.",
+                                                  language="en")))
     add(Triple(this, DCTERMS.issued, date(edition.issued)))
+    add(Triple(this, DCTERMS.modified, date(edition.issued)))
     add(Triple(this, DCTERMS.publisher, NamedNode(iris.government(base))))
-    add(Triple(this, DCTERMS.license, NamedNode(settings.license)))
+    add(Triple(this, DCTERMS.license, dcat_ap.licence(settings)))
+    for language in dcat_ap.languages():
+        add(Triple(this, DCTERMS.language, language))
+    add(Triple(this, DCTERMS.conformsTo, NamedNode(base + "def/shapes")))
     add(Triple(this, VOID.triples, Literal(str(counts.triples), datatype=XSD.integer)))
-    _distributions(add, settings, dataset, files, f"{base}data/")
-    _distributions(add, settings, this, files, f"{base}data/{edition.name}/")
+    rights = NamedNode(f"{settings.dataset_iri}#rights")
+    terms = f"Reuse under the terms of its licence, <{dcat_ap.licence(settings).value}>."
+    add(Triple(rights, RDFS.label, Literal(terms, language="en")))
+    _distributions(add, settings, dataset, files, f"{base}data/", date(edition.issued), rights)
+    _distributions(add, settings, this, files, f"{base}data/{edition.name}/", date(edition.issued), rights)
+    out += dcat_ap.around(settings, dataset, this, date(settings.issued), date(modified), span)
     return out
 
 
-def _distributions(add, settings: Settings, dataset: NamedNode, files: Sequence[FileInfo], prefix: str) -> None:
+def _distributions(add, settings: Settings, dataset: NamedNode, files: Sequence[FileInfo], prefix: str,
+                   issued: Literal, rights: NamedNode) -> None:
+    """Each file at its URL under ``prefix``: the current edition's (``/data/FILE``) or this one's."""
+    current = prefix.endswith("/data/")
     for info in files:
         url = NamedNode(prefix + info.name)
         compressed = info.name.endswith(".gz")
         plain = info.name[:-3] if compressed else info.name
-        fmt = formats.of_file(plain)
-        media = fmt.media_type if fmt else "application/octet-stream"
         add(Triple(dataset, DCAT.distribution, url))
-        if plain.endswith(".nt"):
+        if plain in DUMPS:
             add(Triple(dataset, VOID.dataDump, url))
         add(Triple(url, RDF.type, DCAT.Distribution))
         add(Triple(url, DCTERMS.title, Literal(info.title, language="en")))
+        add(Triple(url, DCTERMS.description, Literal(
+            f"{info.title}: the current edition's file, at a URL that always serves the current edition." if current
+            else f"{info.title}: this edition's file, at a URL whose bytes never change.", language="en")))
         add(Triple(url, DCAT.downloadURL, url))
         add(Triple(url, DCAT.accessURL, url))
-        add(Triple(url, DCAT.mediaType, NamedNode(IANA + media)))
+        add(Triple(url, DCAT.mediaType, dcat_ap.media_type(plain)))
+        if (file_type := dcat_ap.file_type(plain)) is not None:
+            add(Triple(url, DCTERMS.format, file_type))
         if compressed:
-            add(Triple(url, DCAT.compressFormat, NamedNode(IANA + formats.GZIP.media_type)))
+            add(Triple(url, DCAT.compressFormat, NamedNode(dcat_ap.IANA + formats.GZIP.media_type)))
         add(Triple(url, DCAT.byteSize, Literal(str(info.size), datatype=XSD.nonNegativeInteger)))
-        add(Triple(url, DCTERMS.license, NamedNode(settings.license)))
+        add(Triple(url, DCTERMS.issued, issued))
+        add(Triple(url, DCTERMS.license, dcat_ap.licence(settings)))
+        add(Triple(url, DCTERMS.rights, rights))
+        # The current files' URLs stay; an edition's stay while the tree keeps every edition (keep_editions 0).
+        add(Triple(url, DCATAP.availability, dcat_ap.STABLE if current or not settings.keep_editions
+                   else dcat_ap.TEMPORARY))
         _checksum(add, url, info.sha256)
+
+
+ENDPOINT_GRAPH = "#default-graph"  # under the endpoint's IRI: what /sparql queries by default, counted
+
+
+def with_ranges_and_count(settings: Settings, description: Sequence[Triple], data_triples: int,
+                          in_data: Callable[[Triple], bool]) -> list[Triple]:
+    """The description, each triple once, with its values typed as DCAT-AP requires (``dcat_ap.ranges``) and
+    the count of what the endpoint's default graph holds: the dataset's triples and the description's, each
+    once (``in_data``: whether the dataset states a triple of the description too, as it does the
+    publisher's name). The count's own triple is counted."""
+    graph = NamedNode(settings.sparql_endpoint + ENDPOINT_GRAPH)
+    note = [Triple(graph, RDF.type, VOID.Dataset),
+            Triple(graph, VOID.sparqlEndpoint, NamedNode(settings.sparql_endpoint)),
+            Triple(graph, DCTERMS.description, Literal(
+                "What the SPARQL endpoint queries: the dataset (its N-Triples dump) and this description, "
+                "each triple once.", language="en"))]
+    unique = list(dict.fromkeys([*description, *dcat_ap.ranges(description), *note]))
+    total = data_triples + sum(1 for t in unique if not in_data(t)) + 1
+    return [*unique, Triple(graph, VOID.triples, Literal(str(total), datatype=XSD.integer))]
+
+
+def endpoint_triples(void: Sequence[Triple], settings: Settings) -> int | None:
+    """The triples the endpoint's default graph holds, as ``with_ranges_and_count`` stated them (None in a
+    description written before it did)."""
+    graph = NamedNode(settings.sparql_endpoint + ENDPOINT_GRAPH)
+    return next((int(t.object.value) for t in void if t.subject == graph and t.predicate == VOID.triples), None)
 
 
 DESCRIPTION = "void.ttl"  # an edition's description, among its files

@@ -17,6 +17,7 @@ from lodpub import iris
 
 CONFIG_FILE = "lodpub.toml"
 CHOICES = {"metrics": ("loopback", "open", "off")}  # settings that take one of a few words
+URLS = ("license", "contact_url")  # settings that name a web page ("" for none), published as IRIs
 
 
 @dataclass(frozen=True)
@@ -34,10 +35,19 @@ class Settings:
     )
     publisher_ja: str = "東京都"
     publisher_en: str = "Tokyo Metropolitan Government"
+    # The catalogue a portal harvests (DCAT-AP, README "Catalogue"): its title, the keywords of the dataset
+    # (comma-separated), and how to reach the publisher (a web page, an e-mail address; "" for none).
+    catalog_title_ja: str = "東京都 施策一覧 カタログ"
+    catalog_title_en: str = "Tokyo Metropolitan Government: catalogue of policy measures"
+    keywords_ja: str = "施策,東京都,行政,担当部署,連絡先"
+    keywords_en: str = "policy measures,Tokyo,government,departments,contacts"
+    contact_url: str = "https://www.metro.tokyo.lg.jp/"
+    contact_email: str = ""
     # ISO 8601 dates; SOURCE_DATE_EPOCH, when set, overrides ``modified``.
     issued: str = "2026-11-27"
     modified: str = "2026-11-27"
-    # How many editions the output directory keeps, the current one included (0: every one; they are small).
+    # How many editions the output directory keeps, the current one included (0: every one; they are small);
+    # ``lodpub publish --to`` drops the store's graphs of the others, never the previous edition's.
     keep_editions: int = 0
     # Where the server's caches of each edition live (query store, search index); "" is ``<dist>.cache``
     # beside the published tree.
@@ -158,4 +168,11 @@ def load_settings(config: Path | None = None, environ: dict[str, str] | None = N
     for name, choices in CHOICES.items():
         if name in values and values[name] not in choices:
             raise SettingsError(f"setting {name!r} must be one of {', '.join(choices)}, not {values[name]!r}")
+    for name in URLS:
+        value = values.get(name, "")
+        if value and (not value.startswith(("http://", "https://")) or any(c in value for c in ' <>"{}|\\^`')):
+            raise SettingsError(f"setting {name!r} must be an http:// or https:// URL, not {value!r}")
+    email = values.get("contact_email", "")
+    if email and (email.count("@") != 1 or any(c in email for c in ' <>"{}|\\^`:/')):
+        raise SettingsError(f"setting 'contact_email' must be an e-mail address, not {email!r}")
     return replace(settings, **values)

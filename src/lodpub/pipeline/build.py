@@ -31,11 +31,10 @@ from pathlib import Path
 
 import pyoxigraph as ox
 
-from lodpub import changes, iris, metadata, published, search
+from lodpub import changes, dcat_ap, iris, metadata, published, search
 from lodpub.pipeline import feed, jsonld, publish, validation
-from lodpub.pipeline.cells import Measure, interpret
 from lodpub.pipeline.mapping import Mapper
-from lodpub.pipeline.source import EncodingError, SourceFile, Strategy, read
+from lodpub.pipeline.tables import read_sources
 from lodpub.problems import InputError, Problem, Severity, errors
 from lodpub.register import Register
 from lodpub.resources import ENGLISH_NAMES, resource_path
@@ -139,46 +138,14 @@ def read_english_names(path: Path) -> dict[str, str]:
     return names
 
 
-def read_sources(paths: Sequence[Path], encoding: str | None,
-                 problems: list[Problem]) -> tuple[list[SourceFile], list[Measure]]:
-    sources: list[SourceFile] = []
-    measures: list[Measure] = []
-    for path in paths:
-        try:
-            source = read(path, problems, encoding)
-        except EncodingError as exc:
-            problems.append(Problem(str(path), exc.line, 0, "", str(exc)))
-            continue
-        except OSError as exc:
-            problems.append(Problem(str(path), 0, 0, "", f"cannot read the file: {exc.strerror}"))
-            continue
-        sources.append(source)
-        for row in source.rows:
-            measure = interpret(row, problems)
-            if measure is not None:
-                measures.append(measure)
-    _check_strategies_agree(sources, problems)
-    return sources, measures
-
-
-def _check_strategies_agree(sources: Sequence[SourceFile], problems: list[Problem]) -> None:
-    first: dict[int, Strategy] = {}
-    for source in sources:
-        for table in source.tables:
-            s = table.strategy
-            other = first.setdefault(s.number, s)
-            if other.title != s.title and other.file != s.file:
-                problems.append(Problem(s.file, s.line, 0, "", f"strategy {s.number} is titled "
-                                        f"{other.title!r} in {other.file}; one number, one title"))
-
-
 def build(paths: Sequence[Path], out: Path, settings: Settings, register: Register | None = None, *,
-          encoding: str | None = None, environ: Mapping[str, str] | None = None,
+          encoding: str | None = None, sheet: str | None = None, environ: Mapping[str, str] | None = None,
           progress: Callable[[str], None] = lambda message: None,
           workers: int | None = None) -> BuildResult:
     """Publish the tables at ``paths`` as a new edition in ``out``; raise before anything is published if
     anything is wrong. ``register``: the identifier register to use and update (None: the register of the
-    current edition in ``out``, read and never written, else a fresh one)."""
+    current edition in ``out``, read and never written, else a fresh one); ``sheet``: the sheet of a workbook
+    to read (None: the only one that can be meant)."""
     env = dict(os.environ if environ is None else environ)
     given = register is not None
     register = register if register is not None else published_register(out)
@@ -191,7 +158,7 @@ def build(paths: Sequence[Path], out: Path, settings: Settings, register: Regist
         current = published.current(out)
         if current and given:  # before any IRI is minted: this register must know every one already published
             register.check_covers(Register.load(out / current / "register.tsv"), register_name(register))
-        sources, measures = read_sources(paths, encoding, problems)
+        sources, measures = read_sources(paths, encoding, problems, sheet)
         if errors(problems):
             raise InputError(problems)
         result.warnings = [p for p in problems if p.severity is Severity.WARNING]
@@ -223,6 +190,7 @@ def build(paths: Sequence[Path], out: Path, settings: Settings, register: Regist
                     result.measures, result.units = graph.measures, graph.units
                     result.contacts, result.strategies = graph.contacts, graph.strategies
                     result.triples = len(graph)
+                    span = dcat_ap.fiscal_span((m.start for m in measures), (m.end for m in measures))
                     # What was read is in the graph now: only what a message about a measure names is kept.
                     del measures
                     for source in sources:
@@ -252,7 +220,7 @@ def build(paths: Sequence[Path], out: Path, settings: Settings, register: Regist
 
             with _stage(result, "write", progress):
                 describe, content = _write_edition(tmp, scratch, dumps, settings, rules, findings, register,
-                                                   sources, mapper, env)
+                                                   sources, mapper, env, span)
                 issued = metadata.issued_time(settings, env)
                 void = metadata.read_description(out / previous) if previous else []
                 before = metadata.read_edition(void, settings) if previous else None
@@ -356,7 +324,7 @@ def _holds(edition: Path, void: list, content: dict[str, str], settings: Setting
 
 def _write_edition(tmp: Path, scratch: Path, dumps: publish.Dumps, settings: Settings, rules: validation.Rules,
                    findings, register: Register, sources, mapper: Mapper,
-                   env) -> tuple[Callable[..., str], dict[str, str]]:
+                   env, span=None) -> tuple[Callable[..., str], dict[str, str]]:
     """Write every file of the edition into ``tmp`` but those that name it (the Turtle and JSON-LD dumps are
     there already: ``dumps`` wrote them as the graph was made); return what writes its description for a
     given edition (whose name is the hash of everything else), and each file's SHA-256."""
@@ -393,10 +361,14 @@ def _write_edition(tmp: Path, scratch: Path, dumps: publish.Dumps, settings: Set
     source_info = [(mapper.source_iri(s.path), Path(s.path).name, s.size, s.sha256) for s in sources]
     counts = dumps.counts
     modified = metadata.modified_date(settings, env)
+    # What the dataset states outside its measures (the publisher, the source files): the description
+    # repeats some of it, and a store holding both holds those triples once.
+    shared = {q.triple for q in ox.parse(dumps.core(), format=ox.RdfFormat.N_TRIPLES)}
 
     def describe(edition: metadata.EditionRef, check: bool = False) -> str:
-        description = metadata.describe(settings, counts, files, source_info, modified, edition)
+        description = metadata.describe(settings, counts, files, source_info, modified, edition, span)
         description += mapper.government_triples()  # the publisher, described where it is named
+        description = metadata.with_ranges_and_count(settings, description, counts.triples, shared.__contains__)
         if check:
             found = validation.validate(description, rules, iris.space(base, "measure"), workers=1)
             if any(f.is_violation for f in found):

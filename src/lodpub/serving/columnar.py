@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import json
 import mmap
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
 
@@ -92,18 +93,23 @@ class Broken(Exception):
     Says nothing about the request."""
 
 
-def load(dump: str) -> None:
-    """Load the edition's N-Triples ``dump`` into the model this worker answers from (replacing any)."""
+def load(dump: str, beside: Sequence[str] = ()) -> None:
+    """Load the edition's N-Triples ``dump``, and the Turtle files ``beside`` it that its disk store holds too
+    (the description), into the model this worker answers from (replacing any)."""
     import maplib  # here, so that a process that never loads a model never imports Polars
 
     model = maplib.Model()
     model.read(dump, format="ntriples")
-    with open(dump, "rb") as file:
-        try:
-            with mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as data:
-                unsigned = data.find(b"XMLSchema#unsignedInt") >= 0
-        except ValueError:  # an empty file cannot be mapped
-            unsigned = False
+    for path in beside:
+        model.read(path, format="turtle")
+    unsigned = False
+    for path in (dump, *beside):
+        with open(path, "rb") as file:
+            try:
+                with mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as data:
+                    unsigned = unsigned or data.find(b"XMLSchema#unsignedInt") >= 0
+            except ValueError:  # an empty file cannot be mapped
+                pass
     _MODEL[:] = [model]
     _STATE.update(unsigned_in_data=unsigned, broken="")
 

@@ -26,7 +26,7 @@ from lodpub.search import Hit, Search
 from lodpub.serving.engine import Engine, Outcome, Request
 from lodpub.serving.linked_data import Description, LinkedData, read_withdrawn
 from lodpub.settings import Settings
-from lodpub.store import ensure_caches
+from lodpub.store import ensure_caches, ensure_search, queried
 from lodpub.vocab import RDF
 
 # Counted by pyoxigraph's query engine: counting 100,000 links in Python took 0.5 s. The predicate is ours,
@@ -67,7 +67,7 @@ def open_dataset(path: Path, cache: Path, settings: Settings, name: str, graph: 
     if not settings.store:
         return Embedded(path, cache, settings, name)
     from lodpub.serving.remote import Remote
-    ensure_caches(path, cache, settings.base, name)  # its search index (the query store beside it, unused)
+    ensure_search(path, cache, settings.base, name)  # search answers here; the store answers everything else
     auth, headers = sparql_store.credentials(settings)
     return Remote(settings.store, graph, settings.base, Search(cache / "search.sqlite"),
                   read_withdrawn(path / "register.tsv", settings.base), settings.query_timeout, auth, headers,
@@ -87,7 +87,7 @@ class Embedded(LinkedData):
                              settings.query_timeout, local=store, queue_per_worker=settings.queue_per_worker,
                              worker_memory=settings.worker_memory_mb << 20,
                              columnar_workers=settings.columnar_workers, kept=cache / "recent.json",
-                             warm_seconds=settings.warm_seconds)
+                             warm_seconds=settings.warm_seconds, beside=queried(path)[1:])
 
     async def start(self) -> None:
         await self.engine.start()

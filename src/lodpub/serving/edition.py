@@ -70,7 +70,9 @@ class Edition:
         self.downloads = Files.read(dist, name, settings, self.void, self.ref)
         dataset = ox.NamedNode(settings.dataset_iri)
         about = {t.predicate.value: t.object.value for t in self.void if t.subject == dataset}
-        self.triples = int(about[VOID.triples.value])
+        self.triples = int(about[VOID.triples.value])  # the dataset's (its dumps')
+        # What /sparql holds by default: the dataset and its description (a store is given both by publish --to).
+        self.graph_triples = metadata.endpoint_triples(self.void, settings) or self.triples
         self.modified = about[DCTERMS.modified.value]
         self.class_counts = {t.subject.value.rsplit("-", 1)[-1]: int(t.object.value)
                              for t in self.void if t.predicate == VOID.entities}

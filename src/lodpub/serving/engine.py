@@ -9,7 +9,7 @@ Where the workers read (setting ``memory_workers``):
 - the disk store: a worker opens the store that ``lodpub build`` wrote to
   its edition's cache read-only. The data lives once, in the operating system's page
   cache, so memory does not multiply with the number of workers.
-- an in-memory copy, loaded from ``measures.nt`` by ``memory_workers`` of the
+- an in-memory copy, loaded from ``measures.nt`` (and ``void.ttl``, as the store holds it) by ``memory_workers`` of the
   workers (default one): 2–3x faster on most larger queries at 100,000
   measures (every string read from the disk store costs a few microseconds),
   slower on a few (a count over all measures), at ~500 MB per copy there.
@@ -137,16 +137,18 @@ class Engine:
     def __init__(self, store: Path, dump: Path, workers: int, memory_workers: int, timeout: float,
                  local: ox.Store | None = None, queue_per_worker: int = 0, worker_memory: int = 0,
                  columnar_workers: int = 0, kept: Path | None = None,
-                 warm_seconds: float = 0.0):
+                 warm_seconds: float = 0.0, beside: Sequence[Path] = ()):
         """``memory_workers`` of the ``workers`` (0: one per core) query an in-memory copy of ``dump``, the
         others ``store``, at least one of them; ``local``: the server's own read-only store, for requests
         known to be cheap (None: never inline); at most ``queue_per_worker`` requests per worker wait for
         one (0: no bound); each worker may allocate ``worker_memory`` bytes besides its copy (0: no limit);
         ``columnar_workers`` more answer from maplib's model of ``dump``, as a candidate (``_check``);
         ``kept``: where the requests answered last are kept when it stops, and answered for nobody from for
-        up to ``warm_seconds`` at start, before it is ``ready`` (``recall.py``)."""
+        up to ``warm_seconds`` at start, before it is ``ready`` (``recall.py``); ``beside``: the files the
+        copies and models load after ``dump``, as ``store`` holds them (``store.queried``)."""
         self.store = store
         self.dump = dump
+        self.beside = tuple(map(str, beside))
         self.workers = workers or os.cpu_count() or 1
         # A worker on disk starts at once and is there while a copy loads again after a timeout.
         self.memory_workers = max(0, min(memory_workers, self.workers - 1))
@@ -196,10 +198,11 @@ class Engine:
             context = multiprocessing.get_context("spawn")
         kinds = tuple(kind for kind in (
             # Copies load for seconds at 100,000 measures: the disk workers answer meanwhile.
-            pool.Kind(MEMORY, self.memory_workers, (MEMORY, str(self.dump), self._memory_limit(MEMORY)),
-                      background=True),
+            pool.Kind(MEMORY, self.memory_workers,
+                      (MEMORY, str(self.dump), self._memory_limit(MEMORY), self.beside), background=True),
             pool.Kind(DISK, self.workers - self.memory_workers, (DISK, str(self.store), self._memory_limit(DISK))),
-            pool.Kind(COLUMNAR, self.columnar_workers, (COLUMNAR, str(self.dump), self._memory_limit(COLUMNAR)),
+            pool.Kind(COLUMNAR, self.columnar_workers,
+                      (COLUMNAR, str(self.dump), self._memory_limit(COLUMNAR), self.beside),
                       background=True, dedicated=True))
             if kind.size)
         self.pool = pool.ProcessPool(kinds, run, start, context, max_waiting=self.max_waiting)

@@ -30,9 +30,10 @@ _KIND: list[str] = []
 BROKEN_EXIT = 70
 
 
-def start(kind: str, path: str, memory: int = 0) -> None:
-    """Open the store this worker reads: ``path`` is the disk store, or the dump to load a copy from; limit
-    what it may allocate to ``memory`` bytes (0: no limit)."""
+def start(kind: str, path: str, memory: int = 0, beside: tuple[str, ...] = ()) -> None:
+    """Open the store this worker reads: ``path`` is the disk store, or the dump to load a copy from, with the
+    files ``beside`` it that the disk store holds too (the description: ``store.queried``); limit what it may
+    allocate to ``memory`` bytes (0: no limit)."""
     if memory:
         # RLIMIT_DATA bounds private writable memory (heap and anonymous maps), not the store's files mapped
         # read-only. An allocation past it makes pyoxigraph (Rust) abort: the pool reports OutOfMemory.
@@ -44,12 +45,13 @@ def start(kind: str, path: str, memory: int = 0) -> None:
         # reference's workers. Set before Polars is imported, which reads it once.
         os.environ["POLARS_MAX_THREADS"] = "1"
         from lodpub.serving import columnar  # only here: the other workers never import Polars
-        columnar.load(path)
+        columnar.load(path, beside)
         _KIND.append(kind)
         return
     if kind == MEMORY:
         store = ox.Store()
-        store.bulk_load(path=path, format=ox.RdfFormat.N_TRIPLES)
+        for file in (path, *beside):
+            store.bulk_load(path=file, format=formats.READABLE[os.path.splitext(file)[1]])
     else:
         store = ox.Store.read_only(path)
     _STORE.append(store)
