@@ -129,10 +129,19 @@ def test_a_row_before_any_heading(tmp_path):
     ]
 
 
-def test_a_row_with_too_few_cells(tmp_path):
-    _, measures, problems = read_text(tmp_path, table("施策だけ\t概要"))
+def test_a_row_missing_its_trailing_empty_cells_is_read_as_if_they_were_empty(tmp_path):
+    short = "\t".join(row(url="", remarks="").split("\t")[:4])  # as exporters write it: URL and 備考 dropped
+    _, measures, problems = read_text(tmp_path, table(row(name="一つ目"), short))
+    assert messages(problems) == [f"{tmp_path}/t.txt:6: warning: the row has 4 cells but the header row at line 4 "
+                                  "has 6: the missing cells at its end (URL, 備考) are read as empty"]
+    assert [(m.name, m.row.line, m.phones, m.url, m.row.cells[4:]) for m in measures][1] == \
+        ("測定施策", 6, ("tel:+81-3-5388-2443",), None, ("", ""))
+
+
+def test_a_row_with_too_many_cells(tmp_path):
+    _, measures, problems = read_text(tmp_path, table(row() + "\t余分"))
     assert measures == []
-    assert messages(problems) == [f"{tmp_path}/t.txt:5: error: the row has 2 cells but the header row at line 4 "
+    assert messages(problems) == [f"{tmp_path}/t.txt:5: error: the row has 7 cells but the header row at line 4 "
                                   "has 6; cells are separated by tabs"]
 
 
@@ -180,7 +189,7 @@ def test_a_heading_without_a_title_and_a_number_reused_with_another_title(tmp_pa
 
 
 def test_every_error_in_a_file_is_reported_in_one_run_and_nothing_is_published(tmp_path):
-    text = table(row(name=""), row(phone="不明"), row(), "一つだけ")
+    text = table(row(name=""), row(phone="不明"), row(), row() + "\t余分")
     out = tmp_path / "out"
     result = lodpub("build", str(write(tmp_path / "bad.txt", text)), "--out", str(out))
     assert result.returncode == 1
@@ -189,7 +198,7 @@ def test_every_error_in_a_file_is_reported_in_one_run_and_nothing_is_published(t
         f"{tmp_path}/bad.txt:5:1: error: 施策: the measure has no name; every row needs its 施策",
         f"{tmp_path}/bad.txt:6:4: error: 連絡先: '不明' is not a telephone number; write a Japanese number such as "
         "03-5320-7622",
-        f"{tmp_path}/bad.txt:8: error: the row has 1 cells but the header row at line 4 has 6; cells are "
+        f"{tmp_path}/bad.txt:8: error: the row has 7 cells but the header row at line 4 has 6; cells are "
         "separated by tabs",
         "lodpub: 3 errors; nothing was published",
     ]

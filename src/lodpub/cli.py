@@ -19,6 +19,7 @@ from lodpub.register import KINDS, Register, RegisterError
 from lodpub.settings import SettingsError, load_settings
 
 DATA_DIR = Path("data")
+TABLES = ("*.txt", "*.csv", "*.xlsx")  # the tables of data/ (its .tsv files are the register and names)
 DEFAULT_REGISTER = DATA_DIR / "register.tsv"
 MAX_WARNINGS_SHOWN = 50
 
@@ -32,13 +33,17 @@ def _parser() -> argparse.ArgumentParser:
                             description="Convert tables to RDF, validate them with SHACL, and write dist/. "
                                         "Nothing is written unless everything is valid.")
     b.add_argument("sources", nargs="*", type=Path, metavar="SOURCE",
-                   help="table files (default: every *.txt in data/)")
+                   help="table files: tab-separated text, .csv or .xlsx (default: every *.txt, *.csv and "
+                        "*.xlsx in data/)")
     b.add_argument("--out", type=Path, default=Path("dist"), help="output directory (default: dist)")
     b.add_argument("--register", type=Path, default=None,
                    help="identifier register to use and update (default: data/register.tsv when building "
                         "data/, else the current edition's in the output directory, else none: IRIs are "
                         "numbered afresh in document order)")
     b.add_argument("--encoding", default=None, help="the tables' encoding, e.g. cp932 (default: detect)")
+    b.add_argument("--sheet", default=None, metavar="NAME",
+                   help="the sheet of a workbook to read (default: the only visible one, else the only one "
+                        "holding a 【戦略N】 heading)")
     b.add_argument("--base-iri", default=None, help="base IRI of everything minted (default: from lodpub.toml)")
     b.add_argument("--workers", type=int, default=None, help="validation processes (default: one per core)")
     b.add_argument("-q", "--quiet", action="store_true", help="print only problems and the summary")
@@ -55,9 +60,10 @@ def _parser() -> argparse.ArgumentParser:
 
     t = commands.add_parser("publish", help="load an edition into a SPARQL store (Graph Store Protocol)",
                             description="Load the current edition (or --edition) into the SPARQL store whose Graph "
-                                        "Store Protocol endpoint is --to, as the named graph of the edition's IRI; "
-                                        "the store's other graphs stay. A server reading that store (lodpub serve "
-                                        "--store) switches to it with the tree's pointer.")
+                                        "Store Protocol endpoint is --to, as the named graph of the edition's IRI. A "
+                                        "server reading that store (lodpub serve --store) switches to it with the "
+                                        "tree's pointer; then the graphs of editions the tree no longer keeps are "
+                                        "dropped (never the previous edition's).")
     t.add_argument("--to", required=True, metavar="URL", help="the store's Graph Store Protocol endpoint")
     t.add_argument("--dist", type=Path, default=Path("dist"), help="the built directory (default: dist)")
     t.add_argument("--edition", default=None, help="the edition to load (default: the current one)")
@@ -111,13 +117,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _publish(args: argparse.Namespace, settings) -> int:
+    from lodpub import sparql_store
     from lodpub.pipeline.to_store import StoreError, load
     try:
-        name, graph, triples = load(args.dist, settings, args.to, args.edition)
+        done = load(args.dist, settings, args.to, args.edition)
     except (StoreError, TreeError) as exc:
         print(f"lodpub: {exc}; the store's other graphs are as they were", file=sys.stderr)
         return 1
-    print(f"loaded edition {name} into <{graph}> at {args.to}: {triples:,} triples")
+    print(f"loaded edition {done.edition} into <{done.graph}> at {sparql_store.shown(args.to)}: "
+          f"{done.triples:,} triples")
+    print(f"the store keeps editions {', '.join(done.kept)}; dropped: {', '.join(done.dropped) or 'none'}")
+    for problem in done.problems:  # the edition is loaded and switched to; an old graph merely stays
+        print(f"lodpub: warning: {problem}; delete it by hand", file=sys.stderr)
     return 0
 
 
@@ -149,6 +160,7 @@ def _serve(args: argparse.Namespace, settings) -> int:
 
     import uvicorn
 
+    from lodpub import sparql_store
     from lodpub.serving import http_limits
     from lodpub.serving.server import create_app
 
@@ -156,12 +168,17 @@ def _serve(args: argparse.Namespace, settings) -> int:
     overrides = {k: v for k, v in given if v is not None}
     settings = replace(settings, **overrides)
     try:
-        if published.current(args.dist) is None:
+        name = published.current(args.dist)
+        if name is None:
             print(f"lodpub: {args.dist} has no current edition; run 'lodpub build' first", file=sys.stderr)
             return 1
+        if settings.store:  # a store that will not serve (credentials, no graph) is said once, before starting
+            sparql_store.check(settings, sparql_store.edition_graph(settings, name))
         logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+        # httpx logs every request it sends a store, URL and all (a password written into it too), at INFO.
+        logging.getLogger("httpx").setLevel(logging.WARNING)
         app = create_app(args.dist, settings)
-    except TreeError as exc:
+    except (TreeError, sparql_store.StoreProblem) as exc:
         print(f"lodpub: {exc}", file=sys.stderr)
         return 1
     print(f"lodpub: serving {args.dist}/ at http://{settings.host}:{settings.port}/", file=sys.stderr)
@@ -188,9 +205,9 @@ def _build(args: argparse.Namespace, settings) -> int:
     sources = list(args.sources)
     register_path = args.register
     if not sources:
-        sources = sorted(DATA_DIR.glob("*.txt"))
+        sources = sorted(path for pattern in TABLES for path in DATA_DIR.glob(pattern))
         if not sources:
-            print("lodpub: no tables given and none found in data/*.txt", file=sys.stderr)
+            print("lodpub: no tables given and none found in data/ (*.txt, *.csv, *.xlsx)", file=sys.stderr)
             return 2
         register_path = register_path or DEFAULT_REGISTER
     try:
@@ -202,7 +219,7 @@ def _build(args: argparse.Namespace, settings) -> int:
         return 1
     say = (lambda message: None) if args.quiet else (lambda message: print(message, file=sys.stderr))
     try:
-        result = build(sources, args.out, settings, register, encoding=args.encoding,
+        result = build(sources, args.out, settings, register, encoding=args.encoding, sheet=args.sheet,
                        progress=say, workers=args.workers)
     except InputError as exc:
         return _problems(exc)

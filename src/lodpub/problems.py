@@ -22,11 +22,25 @@ class Problem:
     field: str  # the column's header, e.g. 連絡先; empty when no column is meant
     message: str
     severity: Severity = Severity.ERROR
+    sheet: str = ""  # a workbook's sheet: then ``line`` is its row, and a cell is named as in Excel (B12)
 
     def __str__(self) -> str:
-        where = f"{self.file}:{self.line}" + (f":{self.column}" if self.column else "")
+        if self.sheet:
+            where = f"{self.file}:{self.sheet}" + (f"!{column_letter(self.column)}{self.line}" if self.column
+                                                   else f":{self.line}")
+        else:
+            where = f"{self.file}:{self.line}" + (f":{self.column}" if self.column else "")
         what = f" {self.field}:" if self.field else ""
         return f"{where}: {self.severity.value}:{what} {self.message}"
+
+
+def column_letter(column: int) -> str:
+    """A 1-based column number as a spreadsheet names it: 1 → A, 27 → AA."""
+    letters = ""
+    while column > 0:
+        column, rest = divmod(column - 1, 26)
+        letters = chr(ord("A") + rest) + letters
+    return letters
 
 
 class InputError(Exception):

@@ -101,7 +101,7 @@ def interpret(row: Row, problems: list[Problem]) -> Measure | None:
         failed = failed or severity is Severity.ERROR
         column = table.columns.get(key, 0)
         header = table.headers[column - 1].strip() if column else CANONICAL_HEADER[key]
-        problems.append(Problem(table.file, row.line, column, header, message, severity))
+        problems.append(Problem(table.file, row.line, column, header, message, severity, table.sheet))
 
     raw = {key: row.cell(key) for key in table.columns}
     value = {key: text.strip() for key, text in raw.items()}

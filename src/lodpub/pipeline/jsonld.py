@@ -160,8 +160,11 @@ class _Writer:
             if p == rdf_type:
                 self._put(out, "type", self.class_terms.get(t.object.value, t.object.value), many=False)
                 continue
-            term, kind = self.by_property[p]
             o = t.object
+            if p not in self.by_property:  # a property the context has no term for (lp:sheet, of workbooks only)
+                self._put(out, self._compact(p), _value_object(o), many=False)
+                continue
+            term, kind = self.by_property[p]
             if kind.startswith("id"):
                 value: Any = o.value
                 if term == "property":
@@ -193,6 +196,15 @@ class _Writer:
             out[term].append(value)
         else:
             out[term] = [out[term], value]
+
+
+def _value_object(term: ox.NamedNode | ox.BlankNode | ox.Literal) -> Any:
+    """A term as JSON-LD says it without a context's help."""
+    if isinstance(term, ox.Literal):
+        if term.language:
+            return {"@value": term.value, "@language": term.language}
+        return term.value if term.datatype == XSD.string else {"@value": term.value, "@type": term.datatype.value}
+    return {"@id": term.value if isinstance(term, ox.NamedNode) else f"_:{term.value}"}
 
 
 class Document:

@@ -257,7 +257,7 @@ class Mapper:
         in_batch = 0
         for m, ident in sorted(zip(measures, ids.measure, strict=True), key=lambda pair: pair[1]):
             node = self.iri("measure", ident)
-            graph.records[ident] = Record(m.name, m.row.table.file, m.row.line)
+            graph.records[ident] = Record(m.name, m.row.table.where, m.row.line)
             unit_path = " ".join(m.department)
             add(Triple(node, a, measure_class))
             add(Triple(node, label, Literal(m.name, language="ja")))
@@ -326,6 +326,8 @@ class Mapper:
             yield Triple(t, RDF.type, lp.SourceTable)
             yield Triple(t, lp.file, file_node)
             yield Triple(t, lp.headerLine, Literal(str(table.header_line), datatype=XSD.integer))
+            if table.sheet:  # a workbook's: its lines are the sheet's rows, its columns the sheet's (2 is B)
+                yield Triple(t, lp.sheet, Literal(table.sheet))
             for key, number in sorted(table.columns.items(), key=lambda kv: kv[1]):
                 column = NamedNode(f"{t.value}-column-{number}")
                 yield Triple(t, lp.column, column)

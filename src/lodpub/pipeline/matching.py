@@ -168,7 +168,7 @@ def _doubt(wanted: list[Wanted], ids: list[int | None], i: int, candidates: list
                f"of the new ones. If it is measure {first}, run `lodpub register join measure {first} {ids[i]}` "
                "and build again (or give that entry this row's name in the register)")
     return Problem(w.row.table.file, w.row.line, w.row.table.columns.get("name", 0), "施策", message,
-                   Severity.WARNING)
+                   Severity.WARNING, w.row.table.sheet)
 
 
 def _units(register: Register, units: Sequence[tuple[str, ...]], rows: dict[tuple[str, ...], Row],
@@ -206,7 +206,7 @@ def _units(register: Register, units: Sequence[tuple[str, ...]], rows: dict[tupl
                                         f"the unit 「{key}」 has the parent and the measures of units "
                                         f"{', '.join(str(c.id) for c in candidates)}: it gets a new IRI; to keep one "
                                         "of theirs, give that entry this path as its key in the register",
-                                        Severity.WARNING))
+                                        Severity.WARNING, row.table.sheet))
             entry = register.mint("unit", key)
         result[key] = entry.id
         taken.add(entry.id)
