@@ -95,14 +95,14 @@ def test_lodpub_validate_accepts_the_dumps_and_rejects_a_broken_file(seed_build,
     for name in ("measures.ttl", "measures.nt", "measures.jsonld"):
         result = lodpub("validate", str(dist / name))
         assert result.returncode == 0, result.stderr
-        assert result.stdout.endswith(": 442 triples, 0 violations, 0 warnings\n")
+        assert result.stdout.endswith(": 676 triples, 0 violations, 0 warnings\n")
     broken = tmp_path / "broken.nt"
     lines = (dist / "measures.nt").read_text(encoding="utf-8").splitlines()
     broken.write_text("\n".join(line for line in lines if not line.startswith(f"<{BASE}id/unit/2> <{UNIT_OF}>")) + "\n")
     result = lodpub("validate", str(broken))
     assert result.returncode == 1
     assert f"violation: <{BASE}id/unit/2>: unitOf: 組織には上位の組織（または東京都）がちょうど一つ必要です。" in result.stderr
-    assert result.stdout.endswith(": 441 triples, 1 violations, 0 warnings\n")
+    assert result.stdout.endswith(": 675 triples, 1 violations, 0 warnings\n")
 
 
 def test_lodpub_validate_reports_a_syntax_error_without_a_traceback(tmp_path):

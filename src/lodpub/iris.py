@@ -17,8 +17,9 @@ import phonenumbers
 
 # Kinds numbered by the register (``data/register.tsv``), in the order the register lists them.
 REGISTERED = ("strategy", "unit", "contact", "measure")
-# Every kind of thing under ``id/``: the registered ones, the government (``org/tmg``) and the source files.
-KINDS = ("measure", "unit", "contact", "strategy", "org", "source")
+# Every kind of thing under ``id/``: the registered ones, the government (``org/tmg``), the source files and
+# the groups of municipalities a measure may name (``area/tama``, ``area/islands``: data/places.tsv's idents).
+KINDS = ("measure", "unit", "contact", "strategy", "org", "source", "area")
 GOVERNMENT = "tmg"  # ident of the one ``org``: the Tokyo Metropolitan Government
 # What an ident may be: register numbers, ``tmg`` and source slugs; anything else is not ours (404).
 IDENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")

@@ -50,7 +50,9 @@ TERMS: dict[str, tuple[str, str]] = {
     "telephone": ("lp:telephone", "id"),
     "unit": ("lp:unit", "id"),
     "notation": ("skos:notation", "str"),
-    "spatial": ("dcterms:spatial", "id"),
+    "spatial": ("dcterms:spatial", "id-set"),
+    "hasPart": ("dcterms:hasPart", "id-set"),
+    "isPartOf": ("dcterms:isPartOf", "id"),
     "title": ("dcterms:title", "str"),
     "sha256": ("lp:sha256", "typed:hexBinary"),
     "byteSize": ("dcat:byteSize", "typed:nonNegativeInteger"),
@@ -67,7 +69,7 @@ TERMS: dict[str, tuple[str, str]] = {
     "isReplacedBy": ("dcterms:isReplacedBy", "id-set"),
 }
 CLASSES = ("Measure", "Strategy", "OrganizationalUnit", "Bureau", "Division", "Section", "ContactPoint",
-           "SourceFile", "SourceTable", "SourceColumn", "SourceRow")
+           "SourceFile", "SourceTable", "SourceColumn", "SourceRow", "Area")
 # What a referring object embeds rather than names: (property term) → embed?
 EMBED = {"strategy", "responsibleUnit", "contactPoint", "source", "unitOf", "column"}
 # Resources that live inside others and so get no top-level object of their own.
@@ -81,7 +83,7 @@ def context(base: str) -> dict[str, Any]:
     """The published ``context.jsonld``."""
     lp = str(lodpub(base))
     ctx: dict[str, Any] = {"@version": 1.1, "id": "@id", "type": "@type", "lp": lp, **_PREFIXES,
-                           "FormalOrganization": "org:FormalOrganization"}
+                           "FormalOrganization": "org:FormalOrganization", "Location": "dcterms:Location"}
     for name in CLASSES:
         ctx[name] = "lp:" + name
     for term, (prop, kind) in TERMS.items():
@@ -115,6 +117,7 @@ class _Writer:
         self.by_property = {_expand(prop, self.lp): (term, kind) for term, (prop, kind) in TERMS.items()}
         self.class_terms = {self.lp + name: name for name in CLASSES}
         self.class_terms[ORG.FormalOrganization.value] = "FormalOrganization"
+        self.class_terms[DCTERMS.Location.value] = "Location"
         self.subjects: dict[str, list[ox.Triple]] = {}
         self.done: dict[str, dict[str, Any]] = {}
         self.rdf_type = RDF.type.value

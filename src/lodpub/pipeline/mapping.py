@@ -24,6 +24,7 @@ from lodpub.iris import national
 from lodpub.pipeline import matching
 from lodpub.pipeline.cells import Measure
 from lodpub.pipeline.matching import Assigned
+from lodpub.pipeline.places import Gazetteer, gazetteer
 from lodpub.pipeline.source import CANONICAL_HEADER, SourceFile, Strategy, Table
 from lodpub.problems import Problem
 from lodpub.register import WITHDRAWN, Register
@@ -121,8 +122,10 @@ def source_slug(path: str) -> str:
 class Mapper:
     """Turns records into triples, minting IRIs through the register."""
 
-    def __init__(self, base: str, register: Register, english: dict[str, str] | None = None):
+    def __init__(self, base: str, register: Register, english: dict[str, str] | None = None,
+                 places: Gazetteer | None = None):
         self.base = base
+        self.places = places or gazetteer()
         self.lp = lodpub(base)
         self.register = register
         self.english = english or {}
@@ -151,7 +154,7 @@ class Mapper:
                     for successor in e.replaced_by:
                         self._predecessors[kind, successor].append(e.id)
         graph = Graph(warnings=ids.warnings)
-        head = self.government_triples()
+        head = self.government_triples() + self.place_triples()
         self._strategies(head, graph, strategies, ids)
         unit_nodes = self._units(head, graph, set(units), ids)
         contact_nodes = self._contacts(head, graph, set(contacts), ids, unit_nodes)
@@ -250,6 +253,8 @@ class Mapper:
         order = {ids.measure[i]: position for position, i in enumerate(by_name, start=1)}
         del by_name
         name_order, integer = lp.nameOrder, XSD.integer
+        spatial, find = DCTERMS.spatial, self.places.find
+        place_nodes = {p: NamedNode(p.iri(self.base)) for p in self.places.places}
         entries = {e.id: e for e in self.register.entries["measure"]}
         triples: list[Triple] = []
         rows: list[Triple] = []
@@ -271,6 +276,8 @@ class Mapper:
             add(Triple(node, bureau, unit_nodes[m.department[0]]))
             for tel in m.phones:
                 add(Triple(node, contact, contact_nodes[unit_path, tel]))
+            for place in find(m.name, m.summary):
+                add(Triple(node, spatial, place_nodes[place]))
             if m.url:
                 add(Triple(node, url, NamedNode(m.url)))
             if m.remarks:
@@ -307,6 +314,25 @@ class Mapper:
                 Triple(gov, RDFS.label, Literal(GOVERNMENT_JA, language="ja")),
                 Triple(gov, RDFS.label, Literal(GOVERNMENT_EN, language="en")),
                 Triple(gov, DCTERMS.spatial, SAC.C13000)]
+
+    def place_triples(self) -> list[Triple]:
+        """The gazetteer's places: our nodes for 多摩地域 and 島しょ地域, listing their municipalities' e-Stat
+        codes, and the names and codes of those (not ours: linked to, never served)."""
+        out: list[Triple] = []
+        add, g = out.append, self.places
+        for place in g.places:
+            node = NamedNode(place.iri(self.base))
+            # a code is a dcterms:Location (what dcterms:spatial's range entails), a group one of ours
+            add(Triple(node, RDF.type, self.lp.Area if place.kind == "group" else DCTERMS.Location))
+            add(Triple(node, RDFS.label, Literal(place.name, language="ja")))
+            if place.english:
+                add(Triple(node, RDFS.label, Literal(place.english, language="en")))
+            if place.code:
+                add(Triple(node, SKOS.notation, Literal(place.code)))
+            else:
+                add(Triple(node, DCTERMS.isPartOf, NamedNode(g.prefecture.iri(self.base))))
+                out.extend(Triple(node, DCTERMS.hasPart, NamedNode(m.iri(self.base))) for m in g.members(place))
+        return out
 
     def source_iri(self, path: str) -> NamedNode:
         return NamedNode(iris.thing(self.base, "source", source_slug(path)))

@@ -47,6 +47,7 @@ class Alternate:
 # JavaScript. Inside JSON strings each \uXXXX reads back as the same character.
 SCRIPT_ESCAPES = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026",
                                 "\u2028": "\\u2028", "\u2029": "\\u2029"})
+SAC = STANDARD_PREFIXES["sac"]  # e-Stat's standard area codes: shown with their code, linked out
 # Schemes a page may link to; anything else (javascript:, data:, vbscript:, file:, …) is shown as text.
 LINK_SCHEMES = frozenset({"http", "https", "tel", "mailto"})
 
@@ -54,6 +55,11 @@ LINK_SCHEMES = frozenset({"http", "https", "tel", "mailto"})
 def script_json(data: Any) -> Markup:
     """``data`` as JSON that can stand inside any inline <script> block: the one place pages make it."""
     return Markup(json.dumps(data, ensure_ascii=False).translate(SCRIPT_ESCAPES))
+
+
+def area_code(iri: str) -> str:
+    """``http://data.e-stat.go.jp/lod/sac/C13207`` → ``13207``, the code people know."""
+    return iri[len(SAC):].removeprefix("C")
 
 
 def linkable(href: str) -> bool:
@@ -109,6 +115,8 @@ class Renderer:
             if not linkable(href):  # the build keeps such URLs as text; this holds whatever the data says
                 return Markup('<span class="iri">{}</span>').format(text)
             link = Markup('<a href="{}">{}</a>').format(href, text)
+            if iri.startswith(SAC) and text != iri:  # a place: its name, then its code (e-Stat's, linked)
+                link += Markup(' <span class="code">{}</span>').format(area_code(iri))
             if iri in self.telephones:
                 call = "電話する" if self.lang == "ja" else "call"
                 link += Markup(' (<a href="{}">{}</a>)').format(self.telephones[iri], call)

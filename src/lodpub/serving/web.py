@@ -20,7 +20,7 @@ from lodpub import formats, iris
 from lodpub.iris import national
 from lodpub.serving import negotiation, pages
 from lodpub.serving.examples import EXAMPLES, prologue
-from lodpub.vocab import ORG, RDF, SKOS, lodpub
+from lodpub.vocab import DCTERMS, ORG, RDF, SKOS, lodpub
 
 if TYPE_CHECKING:
     from lodpub.serving.edition import Edition
@@ -255,8 +255,10 @@ def schema_of(edition: Edition, iri: str, types: set[str], own: list[ox.Triple],
         return org
 
     if lp.Measure.value in types:
+        places = [t.object.value for t in own if t.predicate == DCTERMS.spatial]
         out: dict[str, Any] = {"@type": "GovernmentService", "@id": iri, "name": name,
-                               "areaServed": {"@type": "AdministrativeArea", "name": "東京都"}}
+                               "areaServed": [area(p, labels, lang) for p in places]
+                               or {"@type": "AdministrativeArea", "name": "東京都"}}
         summary = next((t.object.value for t in own if t.predicate == lp.summary), None)
         if summary:
             out["description"] = summary
@@ -276,6 +278,14 @@ def schema_of(edition: Edition, iri: str, types: set[str], own: list[ox.Triple],
     if iri in phones:
         return {"@type": "ContactPoint", "@id": iri, "telephone": national(phones[iri])}
     return {"@type": "Thing", "@id": iri, "name": name} if name else None
+
+
+def area(iri: str, labels, lang: str) -> dict[str, Any]:
+    """A place a measure names, in schema.org terms: a municipality with its standard area code, or a group."""
+    out: dict[str, Any] = {"@type": "AdministrativeArea", "@id": iri, "name": pages.pick(labels.get(iri), lang)}
+    if iri.startswith(pages.SAC):
+        out["identifier"] = pages.area_code(iri)
+    return out
 
 
 def vocabulary_page(edition: Edition, request: Request, stem: str) -> HTMLResponse:
