@@ -169,7 +169,7 @@ def test_the_dataset_description_tells_the_truth_about_every_file(seed_build):
     distributions = set(void.objects(dataset, DCAT.distribution))
     names = {str(d).rsplit("/", 1)[-1] for d in distributions}
     assert names >= {"measures.ttl", "measures.nt", "measures.jsonld", "measures.nt.gz", "context.jsonld",
-                     "ontology.ttl", "shapes.ttl", "shacl-report.ttl"}
+                     "ontology.ttl", "shapes.ttl", "shacl-report.ttl", "quality.ttl"}
     for d in distributions:
         path = dist / str(d).rsplit("/", 1)[-1]
         assert int(void.value(d, DCAT.byteSize)) == path.stat().st_size
@@ -215,7 +215,7 @@ def test_two_builds_give_identical_trees(tmp_path):
     build([SEED], tmp_path / "one", Settings(), Register(), workers=1)
     build([SEED], tmp_path / "two", Settings(), Register(), workers=1)
     assert files_of(tmp_path / "one") == files_of(tmp_path / "two")
-    assert len(files_of(tmp_path / "one")) == 1 + 14 + 14  # the pointer, an edition of 14 files, 14 links
+    assert len(files_of(tmp_path / "one")) == 1 + 15 + 15  # the pointer, an edition of 15 files, 15 links
 
 
 def test_bad_input_leaves_the_previous_dist_untouched(tmp_path):
@@ -248,7 +248,8 @@ def test_build_prints_progress_and_a_summary(tmp_path):
     assert result.returncode == 0
     edition = os.readlink(tmp_path / "out" / "current")
     assert result.stdout == f"built {tmp_path}/out/: edition {edition}, the first: 20 measures, 14 units, " \
-                            f"9 contacts, 1 strategies, 442 triples, 0 warnings\n"
+                            f"9 contacts, 1 strategies, 676 triples, 0 warnings\n" \
+                            f"machine-readability: 2 findings of 2 rules (1-11, 1-12); see {tmp_path}/out/quality.ttl\n"
     assert [line.split(":")[0] for line in result.stderr.splitlines()] == ["read", "map", "validate", "write", "changes", "index"]
 
 

@@ -12,8 +12,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from lodpub import __version__, published
+from lodpub.pipeline import quality, readability
 from lodpub.pipeline.build import GraphInvalid, build
-from lodpub.problems import InputError
+from lodpub.problems import InputError, Problem, errors
 from lodpub.published import TreeError
 from lodpub.register import KINDS, Register, RegisterError
 from lodpub.settings import SettingsError, load_settings
@@ -89,6 +90,17 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("old", type=int)
     p.add_argument("--by", type=int, nargs="+", required=True, metavar="NEW")
 
+    c = commands.add_parser("check", help="report how tables meet the machine-readability rules",
+                            description="Report how tables meet the Ministry of Internal Affairs' rules for "
+                                        "machine-readable tables (統計表における機械判読可能なデータの表記方法の統一"
+                                        "ルール) that apply to them, each finding with its line, column and rule, "
+                                        "and any problem that would stop a build. Exit status 0 when the tables "
+                                        "can be built, findings or not (they are advice: a build publishes them "
+                                        "as quality.ttl); 1 when they cannot.")
+    c.add_argument("sources", nargs="+", type=Path, metavar="TABLE", help="table files (.txt, .tsv, .csv, .xlsx)")
+    c.add_argument("--encoding", default=None, help="the tables' encoding, e.g. cp932 (default: detect)")
+    c.add_argument("--sheet", default=None, metavar="NAME", help="the sheet of a workbook to read")
+
     v = commands.add_parser("validate", help="validate an RDF file against lodpub's shapes")
     v.add_argument("file", type=Path, help="an RDF file (.ttl, .nt, .jsonld, .rdf)")
     v.add_argument("--base-iri", default=None)
@@ -113,6 +125,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _register(args)
     if args.command == "publish":
         return _publish(args, settings)
+    if args.command == "check":
+        return _check(args)
     return _validate(args, settings)
 
 
@@ -244,6 +258,24 @@ def _build(args: argparse.Namespace, settings) -> int:
     else:
         after = f", after {result.previous}" if result.previous else ", the first"
         print(f"built {args.out}/: edition {result.edition}{after}: {result.summary()}")
+    print(readability.summary(result.readability, f"{args.out}/{quality.REPORT}"))
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    """Like a linter: every finding and problem on standard output, status 1 only if the build would fail."""
+    from lodpub.pipeline.tables import read_sources
+    problems: list[Problem] = []
+    sources, _ = read_sources(args.sources, args.encoding, problems, args.sheet)
+    findings = readability.check(sources)
+    key = lambda item: (item.file, item.sheet, item.line, item.column)  # noqa: E731
+    for item in sorted([*problems, *findings], key=key):
+        print(item)
+    failing = len(errors(problems))
+    print(readability.summary(findings))
+    if failing:
+        print(f"lodpub: {failing} error{'s' if failing != 1 else ''}: the table cannot be built as it is")
+        return 1
     return 0
 
 

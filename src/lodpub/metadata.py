@@ -20,9 +20,10 @@ from pyoxigraph import Literal, NamedNode, RdfFormat, Triple, parse
 
 from lodpub import dcat_ap, formats, iris
 from lodpub.settings import Settings
-from lodpub.vocab import DCAT, DCATAP, DCTERMS, PROV, RDF, RDFS, SPDX, VOID, XSD, lodpub
+from lodpub.vocab import DCAT, DCATAP, DCTERMS, DQV, PROV, RDF, RDFS, SPDX, VOID, XSD, lodpub
 
 DUMPS = ("measures.ttl", "measures.nt", "measures.jsonld")  # the dataset's own dumps: each a void:dataDump
+QUALITY = "quality.ttl"  # the machine-readability report (pipeline/quality.py): dqv:hasQualityMetadata
 
 
 @dataclass(frozen=True)
@@ -192,6 +193,8 @@ def _distributions(add, settings: Settings, dataset: NamedNode, files: Sequence[
         add(Triple(dataset, DCAT.distribution, url))
         if plain in DUMPS:
             add(Triple(dataset, VOID.dataDump, url))
+        if info.name == QUALITY:  # the machine-readability report on the source tables
+            add(Triple(dataset, DQV.hasQualityMetadata, url))
         add(Triple(url, RDF.type, DCAT.Distribution))
         add(Triple(url, DCTERMS.title, Literal(info.title, language="en")))
         add(Triple(url, DCTERMS.description, Literal(

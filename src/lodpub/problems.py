@@ -24,14 +24,17 @@ class Problem:
     severity: Severity = Severity.ERROR
     sheet: str = ""  # a workbook's sheet: then ``line`` is its row, and a cell is named as in Excel (B12)
 
-    def __str__(self) -> str:
+    @property
+    def where(self) -> str:
+        """``file:line:column``, or in a workbook ``file:sheet!B12`` (``file:sheet:12`` for a whole row)."""
         if self.sheet:
-            where = f"{self.file}:{self.sheet}" + (f"!{column_letter(self.column)}{self.line}" if self.column
-                                                   else f":{self.line}")
-        else:
-            where = f"{self.file}:{self.line}" + (f":{self.column}" if self.column else "")
+            return f"{self.file}:{self.sheet}" + (f"!{column_letter(self.column)}{self.line}" if self.column
+                                                  else f":{self.line}")
+        return f"{self.file}:{self.line}" + (f":{self.column}" if self.column else "")
+
+    def __str__(self) -> str:
         what = f" {self.field}:" if self.field else ""
-        return f"{where}: {self.severity.value}:{what} {self.message}"
+        return f"{self.where}: {self.severity.value}:{what} {self.message}"
 
 
 def column_letter(column: int) -> str:

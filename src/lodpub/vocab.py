@@ -59,6 +59,8 @@ SPDX = Namespace("http://spdx.org/rdf/terms#")
 SAC = Namespace("http://data.e-stat.go.jp/lod/sac/")
 DCATAP = Namespace("http://data.europa.eu/r5r/")
 ADMS = Namespace("http://www.w3.org/ns/adms#")
+DQV = Namespace("http://www.w3.org/ns/dqv#")  # the machine-readability report (quality.ttl)
+OA = Namespace("http://www.w3.org/ns/oa#")
 
 STANDARD_PREFIXES: dict[str, str] = {name: ns.iri for name, ns in {
     "rdf": RDF, "rdfs": RDFS, "owl": OWL, "xsd": XSD, "dcterms": DCTERMS, "skos": SKOS,

@@ -32,7 +32,7 @@ from pathlib import Path
 import pyoxigraph as ox
 
 from lodpub import changes, dcat_ap, iris, metadata, published, search
-from lodpub.pipeline import feed, jsonld, publish, validation
+from lodpub.pipeline import feed, jsonld, publish, quality, readability, validation
 from lodpub.pipeline.mapping import Mapper
 from lodpub.pipeline.tables import read_sources
 from lodpub.problems import InputError, Problem, Severity, errors
@@ -79,6 +79,7 @@ class BuildResult:
     triples: int = 0
     warnings: list[Problem] = field(default_factory=list)
     findings: list[validation.Finding] = field(default_factory=list)
+    readability: list[readability.Finding] = field(default_factory=list)  # never stops a build
     stages: list[Stage] = field(default_factory=list)
     edition: str = ""  # the name of the edition now current
     changes: list[changes.Change] = field(default_factory=list)  # from the edition before
@@ -162,6 +163,7 @@ def build(paths: Sequence[Path], out: Path, settings: Settings, register: Regist
         if errors(problems):
             raise InputError(problems)
         result.warnings = [p for p in problems if p.severity is Severity.WARNING]
+        result.readability = readability.check(sources)
 
     with published.writing(out):
         out = out.resolve()
@@ -191,6 +193,7 @@ def build(paths: Sequence[Path], out: Path, settings: Settings, register: Regist
                     result.contacts, result.strategies = graph.contacts, graph.strategies
                     result.triples = len(graph)
                     span = dcat_ap.fiscal_span((m.start for m in measures), (m.end for m in measures))
+                    report = quality.triples(result.readability, sources, base, mapper, graph.records)
                     # What was read is in the graph now: only what a message about a measure names is kept.
                     del measures
                     for source in sources:
@@ -220,7 +223,7 @@ def build(paths: Sequence[Path], out: Path, settings: Settings, register: Regist
 
             with _stage(result, "write", progress):
                 describe, content = _write_edition(tmp, scratch, dumps, settings, rules, findings, register,
-                                                   sources, mapper, env, span)
+                                                   sources, mapper, env, span, report)
                 issued = metadata.issued_time(settings, env)
                 void = metadata.read_description(out / previous) if previous else []
                 before = metadata.read_edition(void, settings) if previous else None
@@ -324,7 +327,7 @@ def _holds(edition: Path, void: list, content: dict[str, str], settings: Setting
 
 def _write_edition(tmp: Path, scratch: Path, dumps: publish.Dumps, settings: Settings, rules: validation.Rules,
                    findings, register: Register, sources, mapper: Mapper,
-                   env, span=None) -> tuple[Callable[..., str], dict[str, str]]:
+                   env, span=None, report=()) -> tuple[Callable[..., str], dict[str, str]]:
     """Write every file of the edition into ``tmp`` but those that name it (the Turtle and JSON-LD dumps are
     there already: ``dumps`` wrote them as the graph was made); return what writes its description for a
     given edition (whose name is the hash of everything else), and each file's SHA-256."""
@@ -343,6 +346,7 @@ def _write_edition(tmp: Path, scratch: Path, dumps: publish.Dumps, settings: Set
         "shacl-report.ttl": lambda path: publish.write_turtle(path, validation.report_triples(findings),
                                                               prefixes(base)),
         "register.tsv": text(register.dumps()),
+        quality.REPORT: lambda path: publish.write_turtle(path, report, used_prefixes(report, quality.PREFIXES)),
     }
     for name, write in writers.items():
         with published.naming(tmp / name) as path:  # an error names the file it could not write
@@ -354,6 +358,7 @@ def _write_edition(tmp: Path, scratch: Path, dumps: publish.Dumps, settings: Set
         "ontology.ttl": "The lodpub ontology", "shapes.ttl": "The SHACL shapes",
         "shacl-report.ttl": "The SHACL validation report of this build",
         "register.tsv": "The identifier register (every IRI ever minted, with withdrawn ones)",
+        quality.REPORT: "The machine-readability report of the source tables (W3C DQV)",
     }
     titles.update({name + ".gz": titles[name] + ", gzipped" for name in DUMPS})
     files = [metadata.FileInfo(name, (tmp / name).stat().st_size, published.sha256_file(tmp / name), title)
@@ -373,7 +378,7 @@ def _write_edition(tmp: Path, scratch: Path, dumps: publish.Dumps, settings: Set
             found = validation.validate(description, rules, iris.space(base, "measure"), workers=1)
             if any(f.is_violation for f in found):
                 raise GraphInvalid(validation.describe_findings(found, str))
-        return publish.turtle_text(description, prefixes(base) | {"data": f"{base}data/"})
+        return publish.turtle_text(description, prefixes(base) | {"data": f"{base}data/", "dqv": quality.DQV.iri})
     return describe, {f.name: f.sha256 for f in files}
 
 

@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from lodpub import formats
-from lodpub.serving import downloads, web
+from lodpub.serving import downloads, quality_page, web
 from lodpub.serving.edition import edition_of
 from lodpub.serving.responses import document_format, edition_gone_or_missing, not_found, rdf
 
@@ -30,6 +30,12 @@ async def dataset(request: Request) -> Response:
     if fmt is formats.TURTLE:
         return downloads.serve(request, edition.downloads, "void.ttl", negotiated=True)
     return rdf(edition, edition.void, fmt, {"Vary": "Accept"})
+
+
+@router.api_route("/quality", methods=["GET", "HEAD"])
+async def quality(request: Request) -> Response:
+    """The machine-readability report on the source tables, as a page (its data: /data/quality.ttl)."""
+    return quality_page.page(edition_of(request), request)
 
 
 @router.api_route("/data/{name}", methods=["GET", "HEAD"])
