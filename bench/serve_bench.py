@@ -12,6 +12,9 @@ languages included), in the same order where the query has ORDER BY; graphs as
 sets of triples (DESCRIBE reported, not judged). Then, one system at a time, the
 shared driver (``../shared/bench/load.py``) measures single-query latency and
 the mixed set at each client count for each query set, and wrk the trivial ASK.
+lodpub also runs in front of Oxigraph and Virtuoso (``lodpub serve --store``, the
+same peer instance that is measured directly, right after it; ``serve_fronts.py``),
+with the ratios to the peer queried directly and the ASK with two fronts against one.
 lodpub runs three times: result cache off (as it is set up by default: one
 worker on a copy in memory, the other on the disk store), result cache off with
 every worker on the disk store, and cache on for the "repeated" figures. Its
@@ -40,6 +43,7 @@ from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
+from serve_fronts import FRONTS, LABELS, print_fronts, start_front, two_fronts_ask
 from serve_measure import (
     SHARED,
     Answer,
@@ -65,7 +69,6 @@ from serve_report import (
     print_size,
 )
 from serve_systems import (
-    GRAPH,
     LODPUB_BIN,
     OUT,
     ROOT,
@@ -73,6 +76,7 @@ from serve_systems import (
     Server,
     StartContext,
     Unavailable,
+    edition_graph,
     ensure_venv,
     http_get,
     start_lodpub,
@@ -103,8 +107,11 @@ SYSTEMS = {  # key: label; started in this order (lodpub first, on a quiet machi
     "oxigraph": "Oxigraph",
     "virtuoso": "Virtuoso",
     "rdflib-endpoint": "rdflib-endpoint",
+    **LABELS,  # started after the peers they read
 }
-MEASURE_ORDER = [LODPUB, LODPUB_DISK, LODPUB_CACHE, "oxigraph", "virtuoso", "rdflib-endpoint"]
+# Each front right after its peer, which keeps running until the front is measured.
+MEASURE_ORDER = [LODPUB, LODPUB_DISK, LODPUB_CACHE, "oxigraph", "lodpub-oxigraph", "virtuoso", "lodpub-virtuoso",
+                 "rdflib-endpoint"]
 
 
 def parse_args() -> argparse.Namespace:
@@ -133,6 +140,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=OUT / "serve", help="work and log directory")
     parser.add_argument("--reuse-build", action="store_true", help="keep an existing build of a size")
     parser.add_argument("--no-install", action="store_true", help="do not install missing peers")
+    parser.add_argument("--no-floor", action="store_true",
+                        help="skip the in-process pyoxigraph floor (minutes of loading at 1,000,000 measures)")
+    parser.add_argument("--no-cold-start", action="store_true",
+                        help="skip lodpub's cold start (it removes and rebuilds the edition's caches)")
     args = parser.parse_args()
     for name in args.sets:
         if not list((BENCH / name).glob("*.rq")):
@@ -155,7 +166,8 @@ def build_table(size: int, out: Path, reuse: bool) -> tuple[Path, int | None, fl
     return dist, int(found.group(1).replace(",", "")) if found else None, time.perf_counter() - t0
 
 
-def starters(ctx: StartContext, args: argparse.Namespace) -> dict[str, Callable[[], Server]]:
+def starters(ctx: StartContext, args: argparse.Namespace,
+             servers: dict[str, Server]) -> dict[str, Callable[[], Server]]:
     no_cache = {"LODPUB_RESULT_CACHE_MB": "0"}
     return {
         LODPUB: lambda: start_lodpub(ctx, LODPUB, SYSTEMS[LODPUB], no_cache),
@@ -165,13 +177,14 @@ def starters(ctx: StartContext, args: argparse.Namespace) -> dict[str, Callable[
         "oxigraph": lambda: start_oxigraph(ctx),
         "virtuoso": lambda: start_virtuoso(ctx),
         "rdflib-endpoint": lambda: start_rdflib_endpoint(ctx, args.rdflib_start_timeout),
+        **{key: (lambda key=key: start_front(ctx, key, servers)) for key in FRONTS},
     }
 
 
 def start_all(ctx: StartContext, args: argparse.Namespace, figures: SizeFigures) -> dict[str, Server]:
     """Start every chosen system in turn; one that cannot start is recorded with the reason."""
     servers: dict[str, Server] = {}
-    for key, start in starters(ctx, args).items():
+    for key, start in starters(ctx, args, servers).items():
         if key not in args.systems:
             continue
         print(f"  starting {SYSTEMS[key]} ...", flush=True)
@@ -214,7 +227,7 @@ def workers_ready(server: Server, bound: float) -> str:
 
 
 def check_answers(servers: dict[str, Server], figures: SizeFigures, sets: dict[str, list[Query]],
-                  args: argparse.Namespace) -> None:
+                  args: argparse.Namespace, graph: str) -> None:
     """Every query of every set once on every system, right after start; the answers compared with lodpub's."""
     for key, server in servers.items():
         if key in LODPUB_KEYS:  # measure the first runs on a server that says it is ready, as a client would
@@ -229,7 +242,7 @@ def check_answers(servers: dict[str, Server], figures: SizeFigures, sets: dict[s
                 got.setdefault(query.name, {})[key] = answer
                 s.of(name).counts[query.name] = answer.size
                 s.of(name).first_ms[query.name] = round(answer.ms, 2)
-        s.sanity = sanity_counts(server.endpoint, args.query_timeout, GRAPH if key == "virtuoso" else None)
+        s.sanity = sanity_counts(server.endpoint, args.query_timeout, graph if key == "virtuoso" else None)
         if "triples, all graphs" in s.sanity:
             s.notes.append(f"{s.sanity.pop('triples, all graphs')} triples over all graphs (its system graphs too)")
     reference = next((k for k in (LODPUB, LODPUB_DISK, LODPUB_CACHE, *servers) if k in servers), "")
@@ -245,8 +258,10 @@ def check_answers(servers: dict[str, Server], figures: SizeFigures, sets: dict[s
 
 
 def idle(server: Server, s: SystemFigures, bound: float) -> None:
-    if wait_idle(server.pid, bound) is None:
-        s.notes.append(f"still busy {bound:.0f} s after a run")
+    """Wait for the server (and, for lodpub in front of a store, the store) to go idle before a run."""
+    for pid in filter(None, (server.pid, server.store_pid)):
+        if wait_idle(pid, bound) is None:
+            s.notes.append(f"still busy {bound:.0f} s after a run" + (" (its store)" if pid != server.pid else ""))
 
 
 def server_side_medians(log: Path, start: int, run: dict) -> dict[str, float]:
@@ -307,7 +322,7 @@ def measure(driver: Driver, server: Server, s: SystemFigures, args: argparse.Nam
             except MeasureError as exc:
                 mix[clients] = {"error": str(exc)}
             print(f"    {s.label} {name} c={clients}: {mix[clients].get('overall', mix[clients])}", flush=True)
-    if server.key in (LODPUB, LODPUB_DISK):
+    if server.key in (LODPUB, LODPUB_DISK, *FRONTS):
         s.memory = lodpub_memory(server.pid)
     if server.proc.poll() is not None:
         s.notes.append(f"SERVER EXITED with status {server.proc.returncode} during its measurements")
@@ -390,24 +405,34 @@ def bench_size(size: int, args: argparse.Namespace, driver: Driver, procs: Proce
     servers = start_all(ctx, args, figures)
     sets = {name: load_set(BENCH / name) for name in args.sets}
     try:
-        check_answers(servers, figures, sets, args)
-        print("  in-process pyoxigraph baseline ...", flush=True)
-        before = inprocess_sets(dist, args.repeat, args.sets)
-        figures.inprocess = before
+        check_answers(servers, figures, sets, args, edition_graph(dist))
+        floor = not args.no_floor
+        if floor:
+            print("  in-process pyoxigraph baseline ...", flush=True)
+            before = inprocess_sets(dist, args.repeat, args.sets)
+            figures.inprocess = before
         for key in MEASURE_ORDER:
             if key in servers:
                 print(f"  measuring {figures.systems[key].label} ...", flush=True)
-                log = procs.log(key) if key in (LODPUB, LODPUB_DISK) else None
+                log = procs.log(key) if key in (LODPUB, LODPUB_DISK, *FRONTS) else None
                 measure(driver, servers[key], figures.systems[key], args, size, log)
-                procs.stop(servers.pop(key).proc)
-            if key == LODPUB_DISK:  # the machine's speed drifts: bracket lodpub's runs with the floor
+                if key in FRONTS:
+                    print(f"  ASK with two fronts before {FRONTS[key]} ...", flush=True)
+                    figures.fronts[key] = two_fronts_ask(ctx, key, servers, args.ask_connections, args.ask_seconds,
+                                                         args.ask_runs, driver.log_dir, f"{size}-{key}")
+                    procs.stop(servers.pop(key).proc)
+                    if FRONTS[key] in servers:
+                        procs.stop(servers.pop(FRONTS[key]).proc)
+                elif not any(peer == key and front in servers for front, peer in FRONTS.items()):
+                    procs.stop(servers.pop(key).proc)  # a peer waits for its front
+            if key == LODPUB_DISK and floor:  # the machine's speed drifts: bracket lodpub's runs with the floor
                 print("  in-process pyoxigraph baseline again ...", flush=True)
                 after = inprocess_sets(dist, args.repeat, args.sets)
                 figures.inprocess = {name: bracketed(before[name], after[name]) for name in args.sets}
     finally:
         for server in servers.values():
             procs.stop(server.proc)
-    if LODPUB in args.systems:
+    if LODPUB in args.systems and not args.no_cold_start:
         print("  lodpub cold start ...", flush=True)
         figures.cold_start = cold_start(ctx)
     (out / "figures.json").write_text(json.dumps(asdict(figures), indent=1, ensure_ascii=False))
@@ -482,6 +507,7 @@ def main() -> None:
         for name in figures.answers:
             print_counts(figures, name, sanity=name == next(iter(figures.answers)))
         print_size(figures, args.clients)
+        print_fronts(figures, args.clients)
 
 
 if __name__ == "__main__":

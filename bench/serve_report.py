@@ -16,7 +16,8 @@ LODPUB_CACHE = "lodpub-cache"
 PEERS = ("oxigraph", "virtuoso", "rdflib-endpoint")
 DRIVER_BOUND = 80  # percent of one core: past it the driver, not the server, limits the QPS
 SHORT = {LODPUB: "lodpub", LODPUB_DISK: "lodpub disk", LODPUB_CACHE: "lodpub cache", "oxigraph": "Oxigraph",
-         "virtuoso": "Virtuoso", "rdflib-endpoint": "rdflib-ep"}
+         "virtuoso": "Virtuoso", "rdflib-endpoint": "rdflib-ep", "lodpub-oxigraph": "lodpub→ox",
+         "lodpub-virtuoso": "lodpub→virt"}
 
 
 @dataclass
@@ -60,6 +61,7 @@ class SizeFigures:
     cold_start: float | str | None = None  # lodpub serve with dist/store (and its other caches) missing
     reference: str = ""  # the system whose answers the others are compared with
     answers: dict[str, dict[str, dict[str, list[str]]]] = field(default_factory=dict)  # set → query → system
+    fronts: dict[str, dict] = field(default_factory=dict)  # lodpub before a store: the ASK with one and two fronts
 
     def up(self, keys: Iterable[str]) -> list[SystemFigures]:
         return [self.systems[k] for k in keys if k in self.systems and self.systems[k].status == "ok"]
