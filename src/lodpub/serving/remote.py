@@ -30,6 +30,7 @@ token; from settings or ``LODPUB_STORE_*``) go to the store only, never to a log
 from __future__ import annotations
 
 import asyncio
+import functools
 import gzip
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -312,6 +313,7 @@ class Remote:
 _PARSER = ox.Store()
 
 
+@functools.lru_cache(maxsize=256)  # a query is asked again and again: parsed once (at most 100 KB each, 25 MB)
 def syntax_error(query: str) -> str:
     """pyoxigraph's first line about what is wrong with ``query`` ("error at 1:24: ..."), "" if it parses."""
     try:
