@@ -418,7 +418,8 @@ def test_a_build_on_a_full_disk_says_so_and_publishes_nothing(small_disk, tmp_pa
           ", ".join(f"{leave >> 10} KiB: {path}" for leave, path in sorted(named.items())))
     assert any(p.startswith(".dist-new-") for p in named.values()), named  # the new edition's, staged
     assert any(p.endswith("/store") for p in named.values()), named  # its query store
-    assert any(p.endswith("/search.sqlite") for p in named.values()), named  # its search index
+    # The search index is written after the query store, into space RocksDB frees when the store (loaded ahead,
+    # then given the description) closes: no amount of free space makes the index the write that fails any more.
 
 
 # ================================================================== serving
